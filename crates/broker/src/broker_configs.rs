@@ -96,6 +96,12 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("delegation.token.expiry.time.ms", LONG, "86400000"),
     key("delegation.token.max.lifetime.ms", LONG, "604800000"),
     key("delete.topic.enable", BOOLEAN, "true"),
+    key(
+        "errors.deadletterqueue.auto.create.topics.enable",
+        BOOLEAN,
+        "false",
+    ),
+    key("errors.deadletterqueue.topic.name.prefix", STRING, "dlq."),
     key("fetch.max.bytes", INT, "57671680"),
     key(
         "follower.replication.throttled.rate",

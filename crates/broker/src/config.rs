@@ -78,6 +78,26 @@ impl Default for RemoteStorageDefaults {
     }
 }
 
+/// The broker keys of share groups' dead-letter queues (KIP-1191, dynamic, cluster-wide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqSettings {
+    /// `errors.deadletterqueue.topic.name.prefix` ("dlq."): the prefix a DLQ topic's name
+    /// must have ("": any name).
+    pub topic_name_prefix: String,
+    /// `errors.deadletterqueue.auto.create.topics.enable` (false): a missing DLQ topic is
+    /// created (the broker's defaults, the topic's flag set) when a record is written to it.
+    pub auto_create_topics_enable: bool,
+}
+
+impl Default for DlqSettings {
+    fn default() -> Self {
+        DlqSettings {
+            topic_name_prefix: "dlq.".into(),
+            auto_create_topics_enable: false,
+        }
+    }
+}
+
 /// Kafka's default and greatest `max.decompressed.message.bytes` (the largest array a JVM
 /// allocates): no bound of its own.
 pub const MAX_DECOMPRESSED_MESSAGE_BYTES: usize = 2_147_483_639;
@@ -170,6 +190,8 @@ pub struct BrokerConfig {
     /// The topics' defaults of the tiered storage keys, kept and described as a Kafka broker
     /// without tiered storage keeps them (gregor has none).
     pub remote_storage: RemoteStorageDefaults,
+    /// Share groups' dead-letter queues (KIP-1191; `crate::share_dlq`).
+    pub dlq: DlqSettings,
     /// `socket.request.max.bytes`: largest request frame.
     pub socket_request_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
@@ -352,6 +374,7 @@ impl Default for BrokerConfig {
             message_max_bytes: 1_048_588,
             max_decompressed_message_bytes: MAX_DECOMPRESSED_MESSAGE_BYTES,
             remote_storage: RemoteStorageDefaults::default(),
+            dlq: DlqSettings::default(),
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
@@ -2078,6 +2101,12 @@ impl BrokerConfig {
                 self.cluster.unclean_leader_election_enable = parse_bool(key, value)?
             }
             "log.preallocate" => self.log.preallocate = parse_bool(key, value)?,
+            "errors.deadletterqueue.topic.name.prefix" => {
+                self.dlq.topic_name_prefix = value.trim().to_string()
+            }
+            "errors.deadletterqueue.auto.create.topics.enable" => {
+                self.dlq.auto_create_topics_enable = parse_bool(key, value)?
+            }
             "log.local.retention.ms"
             | "log.local.retention.bytes"
             | "log.remote.copy.lag.ms"

@@ -64,6 +64,7 @@ pub mod scram;
 pub mod scram_bootstrap;
 mod server;
 pub mod share_coordinator;
+pub mod share_dlq;
 pub mod share_partitions;
 pub mod share_persister;
 pub mod stats;

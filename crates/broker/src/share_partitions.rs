@@ -143,6 +143,9 @@ pub struct SharePartitionManager {
     released: watch::Sender<u64>,
     /// `group.share.max.share.sessions`.
     max_sessions: usize,
+    /// Records archived as undeliverable, for their groups' dead-letter queues (written by
+    /// the timer, [`crate::share_dlq`]).
+    undeliverable: Mutex<Vec<crate::share_dlq::Undeliverable>>,
 }
 
 impl Default for SharePartitionManager {
@@ -167,7 +170,31 @@ impl SharePartitionManager {
             sessions: Mutex::new(HashMap::new()),
             released: watch::Sender::new(0),
             max_sessions: max_sessions.max(1),
+            undeliverable: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Queues what `slot`'s share-partition archived as undeliverable for the dead-letter
+    /// queue of its group.
+    fn note_archived(&self, slot: &Slot, archived: Vec<gregor_share::Archived>) {
+        if archived.is_empty() {
+            return;
+        }
+        let mut queue = self.undeliverable.lock().unwrap_or_else(|p| p.into_inner());
+        queue.extend(
+            archived
+                .into_iter()
+                .map(|archived| crate::share_dlq::Undeliverable {
+                    group: slot.key.group_id.clone(),
+                    partition: Arc::clone(&slot.partition),
+                    archived,
+                }),
+        );
+    }
+
+    /// The records queued for dead-letter queues so far.
+    fn take_undeliverable(&self) -> Vec<crate::share_dlq::Undeliverable> {
+        std::mem::take(&mut *self.undeliverable.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<ShareKey, Arc<Slot>>> {
@@ -559,10 +586,11 @@ impl SharePartitionManager {
         };
         self.persist_or_roll_back(broker, &slot, Some(&pending))
             .await?;
-        let released = slot
-            .core()
-            .as_mut()
-            .is_some_and(|core| core.commit(&pending));
+        let (released, archived) = match slot.core().as_mut() {
+            Some(core) => (core.commit(&pending), core.take_archived()),
+            None => (false, Vec::new()),
+        };
+        self.note_archived(&slot, archived);
         if released {
             self.wake();
         }
@@ -731,6 +759,8 @@ impl SharePartitionManager {
             let mut core = slot.core();
             let Some(core) = core.as_mut() else { continue };
             let r = core.release_member(member);
+            let archived = core.take_archived();
+            self.note_archived(&slot, archived);
             released |= r.released;
             if r.state_changed {
                 slot.changed();
@@ -806,6 +836,8 @@ impl SharePartitionManager {
                 if let Ok(log_start) = part.log_start_offset() {
                     changed |= core.advance_log_start(log_start).state_changed;
                 }
+                let archived = core.take_archived();
+                self.note_archived(&slot, archived);
                 if changed {
                     slot.changed();
                 }
@@ -864,6 +896,10 @@ impl SharePartitionManager {
                 return;
             };
             self.tick(&broker).await;
+            let undeliverable = self.take_undeliverable();
+            if !undeliverable.is_empty() {
+                crate::share_dlq::write(&broker, undeliverable).await;
+            }
         }
     }
 

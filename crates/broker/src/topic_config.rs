@@ -17,6 +17,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "compression.type",
     "compression.zstd.level",
     "delete.retention.ms",
+    "errors.deadletterqueue.group.enable",
     "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
@@ -134,7 +135,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         | "preallocate"
         | "remote.storage.enable"
         | "remote.log.copy.disable"
-        | "remote.log.delete.on.disable" => match value.trim().to_ascii_lowercase().as_str() {
+        | "remote.log.delete.on.disable"
+        | "errors.deadletterqueue.group.enable" => match value.trim().to_ascii_lowercase().as_str()
+        {
             "true" | "false" => Ok(()),
             _ => Err("Expected value to be either true or false".into()),
         },

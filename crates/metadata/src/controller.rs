@@ -299,6 +299,8 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "compression.type",
     "compression.zstd.level",
     "cordoned.log.dirs",
+    "errors.deadletterqueue.auto.create.topics.enable",
+    "errors.deadletterqueue.topic.name.prefix",
     "follower.replication.throttled.rate",
     "leader.replication.throttled.rate",
     "log.cleaner.backoff.ms",

@@ -26,6 +26,11 @@
 //! - `cluster_leader_killed_keeps_acknowledgements`: the same through a partition leader's
 //!   kill -9 in a 3-node gregor cluster, replication factor 3 (gregor only: the harness has no
 //!   Kafka cluster).
+//! - `dead_letter_queue_*` (KIP-1191): a rejected record and one released past the delivery
+//!   count limit are written to the group's DLQ topic with Kafka's `__dlq.errors.*` headers,
+//!   key and value copied; a DLQ topic without `errors.deadletterqueue.group.enable` or one
+//!   that does not exist gets nothing. The DLQ records read back from Kafka and from gregor
+//!   are compared.
 //! - `gregor_share_groups_cli_on_gregor`: gregor's own `gregor configs --group` and `gregor
 //!   share-groups` (describe offsets with lag, members, state; reset-offsets dry run and
 //!   --execute; delete-offsets; delete).
@@ -666,6 +671,151 @@ fn check_at_least_once(produced: &[Produced], events: &[Value], what: &str) {
     for e in errors(events).iter().take(5) {
         eprintln!("  {e}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4b. The dead-letter queue (KIP-1191)
+
+#[test]
+fn dead_letter_queue_on_kafka_and_gregor() {
+    let peer = kafka();
+    let broker = gregor();
+    // Both at once: each scenario waits on consumers going idle.
+    let (on_kafka, on_gregor) = thread::scope(|s| {
+        let kafka = s.spawn(|| dead_letter_queue(&peer.bootstrap(), peer.addr()));
+        let gregor = dead_letter_queue(&broker.bootstrap(), broker.addr());
+        (kafka.join().expect("the Kafka scenario"), gregor)
+    });
+    eprintln!("kafka:\n  {}", on_kafka.join("\n  "));
+    eprintln!("gregor:\n  {}", on_gregor.join("\n  "));
+    assert_eq!(
+        on_gregor, on_kafka,
+        "gregor's DLQ (left) against Kafka's (right)"
+    );
+}
+
+/// A 2-partition topic of 6 records and three share groups rejecting `k1` and releasing `k2`
+/// on every delivery (delivery count limit 2): the first names a DLQ topic of 3 partitions
+/// with `errors.deadletterqueue.group.enable=true` and copies records, the second one without
+/// the flag, the third one that does not exist. Returns each DLQ topic's records as lines
+/// (partition, key, value, headers; the topic name stood for by `T`); the third topic must
+/// not exist (auto-creation is off by default).
+fn dead_letter_queue(bootstrap: &str, addr: std::net::SocketAddr) -> Vec<String> {
+    use bytes::Buf;
+    use gregor_e2e::kafka_tools::Toolbox;
+    use gregor_e2e::raw::RawConn;
+    use kafka_protocol::records::RecordBatchDecoder;
+    let topic = unique_topic("share-dlq");
+    produce(bootstrap, &topic, 6, 2, 1, 0);
+    let tool = Toolbox::installed();
+    let create = |name: &str, flag: bool| {
+        let mut args = vec![
+            "--bootstrap-server",
+            bootstrap,
+            "--create",
+            "--topic",
+            name,
+            "--partitions",
+            "3",
+        ];
+        if flag {
+            args.extend(["--config", "errors.deadletterqueue.group.enable=true"]);
+        }
+        let run = tool.run("kafka-topics.sh", &args, None, Duration::from_secs(120));
+        assert!(
+            run.status.is_some_and(|s| s.success()),
+            "create {name}: {run:?}"
+        );
+    };
+    let (flagged, unflagged, missing) = (
+        format!("dlq.{topic}"),
+        format!("dlq.noflag-{topic}"),
+        format!("dlq.missing-{topic}"),
+    );
+    create(&flagged, true);
+    create(&unflagged, false);
+    for (group, dlq) in [("g1", &flagged), ("g2", &unflagged), ("g3", &missing)] {
+        let group = format!("{topic}-{group}");
+        set_group_config(
+            bootstrap,
+            &group,
+            &[
+                "share.auto.offset.reset=earliest",
+                "share.delivery.count.limit=2",
+                &format!("errors.deadletterqueue.topic.name={dlq}"),
+                "errors.deadletterqueue.copy.record.enable=true",
+            ],
+        );
+        let mut c = ShareConsumer::start(
+            bootstrap,
+            &topic,
+            &group,
+            "c",
+            &[
+                "--mode",
+                "explicit",
+                "--reject",
+                "k1",
+                "--release-always",
+                "k2",
+                "--idle-ms",
+                "6000",
+                "--timeout-ms",
+                "60000",
+            ],
+        );
+        let events = c.wait_exit(Duration::from_secs(120));
+        assert_no_errors(&events, &group);
+    }
+    let mut conn = RawConn::connect(addr);
+    let read = |conn: &mut RawConn, dlq: &str| {
+        let mut lines = Vec::new();
+        for partition in 0..3 {
+            let mut raw = conn.fetch_raw(dlq, partition, 0);
+            while raw.has_remaining() {
+                let set = RecordBatchDecoder::decode(&mut raw).expect("decode a DLQ batch");
+                for r in set.records {
+                    let text = |b: Option<&bytes::Bytes>| {
+                        b.map(|b| String::from_utf8_lossy(b).replace(&topic, "T"))
+                    };
+                    let headers: Vec<String> = r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| format!("{}={:?}", k.as_str(), text(v.as_ref())))
+                        .collect();
+                    lines.push(format!(
+                        "{dlq_name} p{partition} key {:?} value {:?} {}",
+                        text(r.key.as_ref()),
+                        text(r.value.as_ref()),
+                        headers.join(" "),
+                        dlq_name = dlq.replace(&topic, "T"),
+                    ));
+                }
+            }
+        }
+        lines.sort();
+        lines
+    };
+    // The DLQ writes follow the archiving within moments.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut written = read(&mut conn, &flagged);
+    while written.len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+        written = read(&mut conn, &flagged);
+    }
+    let mut out = written;
+    out.extend(read(&mut conn, &unflagged));
+    let listed = tool.run(
+        "kafka-topics.sh",
+        &["--bootstrap-server", bootstrap, "--list"],
+        None,
+        Duration::from_secs(120),
+    );
+    out.push(format!(
+        "the missing DLQ topic exists: {}",
+        listed.stdout.lines().any(|l| l.trim() == missing)
+    ));
+    out
 }
 
 // ---------------------------------------------------------------------------------------------

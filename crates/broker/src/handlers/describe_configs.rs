@@ -213,9 +213,10 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.remote.copy.lag.bytes"),
             TYPE_LONG,
         ),
-        "remote.storage.enable" | "remote.log.copy.disable" | "remote.log.delete.on.disable" => {
-            ("false".into(), None, TYPE_BOOLEAN)
-        }
+        "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable"
+        | "errors.deadletterqueue.group.enable" => ("false".into(), None, TYPE_BOOLEAN),
         "preallocate" => (
             c.log.preallocate.to_string(),
             Some("log.preallocate"),

@@ -979,13 +979,13 @@ mod tests {
     }
 
     /// Removing a topic config key gregor does not know is a no-op, as in Kafka (MirrorMaker 2
-    /// syncing from Kafka 4.4 removes `errors.deadletterqueue.group.enable`, a default there);
+    /// syncing from a Confluent cluster removes `confluent.placement.constraints`);
     /// setting one stays refused, and the known keys of the same request still apply.
     #[test]
     fn deleting_an_unknown_topic_key_changes_nothing() {
         let ops = vec![
             (
-                "errors.deadletterqueue.group.enable".to_string(),
+                "confluent.placement.constraints".to_string(),
                 OP_DELETE,
                 None,
             ),
@@ -1000,7 +1000,7 @@ mod tests {
             vec![("retention.ms".to_string(), Some("7200000".to_string()))]
         );
         let set = vec![(
-            "errors.deadletterqueue.group.enable".to_string(),
+            "confluent.placement.constraints".to_string(),
             OP_SET,
             Some("true".to_string()),
         )];
