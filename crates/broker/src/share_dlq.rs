@@ -45,6 +45,8 @@ pub const DLQ_COPY_KEY: &str = "errors.deadletterqueue.copy.record.enable";
 /// The topic config that lets share groups write to a topic as their DLQ.
 pub const DLQ_TOPIC_FLAG: &str = "errors.deadletterqueue.group.enable";
 
+/// Tries of one DLQ write after the first.
+const APPEND_ATTEMPTS: u32 = 6;
 /// How long a write to a remote DLQ leader may take.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -119,7 +121,14 @@ pub async fn write(broker: &Broker, items: Vec<Undeliverable>) {
         }
         for (partition, records) in records {
             let count = records.len();
-            match append(broker, &dlq, partition, records).await {
+            let batch = match encode(records, broker.clock.now_ms()) {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(group, dlq, error = %e, "cannot encode dead-letter queue records");
+                    continue;
+                }
+            };
+            match append_retrying(broker, &dlq, partition, &batch).await {
                 Ok(()) => debug!(
                     group,
                     dlq, partition, count, "written to the dead-letter queue"
@@ -180,7 +189,24 @@ async fn create_dlq_topic(broker: &Broker, dlq: &str) {
             num_partitions: broker.config.num_partitions,
             replication_factor: broker.config.default_replication_factor,
             assignments: Vec::new(),
-            configs: vec![(DLQ_TOPIC_FLAG.to_string(), Some("true".to_string()))],
+            // Kafka 4.4 creates it with these three set.
+            configs: vec![
+                (DLQ_TOPIC_FLAG.to_string(), Some("true".to_string())),
+                (
+                    "min.insync.replicas".to_string(),
+                    Some(
+                        broker
+                            .config
+                            .min_insync_replicas
+                            .min(i32::from(broker.config.default_replication_factor).max(1))
+                            .to_string(),
+                    ),
+                ),
+                (
+                    "message.timestamp.type".to_string(),
+                    Some("CreateTime".to_string()),
+                ),
+            ],
         }],
         validate_only: false,
     };
@@ -219,6 +245,28 @@ fn read_record(partition: &Partition, offset: i64) -> (Option<Bytes>, Option<Byt
         Some((record.key, record.value))
     };
     read().unwrap_or((None, None))
+}
+
+/// [`append`], tried again a few times while it fails (a DLQ topic created a moment ago may
+/// not have its leader yet).
+async fn append_retrying(
+    broker: &Broker,
+    dlq: &str,
+    partition: i32,
+    batch: &Bytes,
+) -> Result<(), String> {
+    let mut attempt = 0;
+    loop {
+        match append(broker, dlq, partition, batch.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= APPEND_ATTEMPTS => return Err(e),
+            Err(e) => {
+                debug!(dlq, partition, error = %e, "dead-letter queue write failed; trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 /// One batch of `records` (no producer, CreateTime now).
@@ -260,13 +308,7 @@ fn encode(records: Vec<DlqRecord>, now_ms: i64) -> Result<Bytes, String> {
 }
 
 /// Appends `records` to `dlq`-`partition`: here when this broker leads it, else at its leader.
-async fn append(
-    broker: &Broker,
-    dlq: &str,
-    partition: i32,
-    records: Vec<DlqRecord>,
-) -> Result<(), String> {
-    let batch = encode(records, broker.clock.now_ms())?;
+async fn append(broker: &Broker, dlq: &str, partition: i32, batch: Bytes) -> Result<(), String> {
     if let Some((topic, part)) = broker.replicas.partition(dlq, partition) {
         if part.is_leader() {
             return part

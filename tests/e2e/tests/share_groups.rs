@@ -732,9 +732,46 @@ fn dead_letter_queue(bootstrap: &str, addr: std::net::SocketAddr) -> Vec<String>
         format!("dlq.noflag-{topic}"),
         format!("dlq.missing-{topic}"),
     );
+    // Without the broker's prefix (`dlq.`), though flagged.
+    let unprefixed = format!("noprefix.{topic}");
+    let auto = format!("dlq.auto-{topic}");
     create(&flagged, true);
     create(&unflagged, false);
-    for (group, dlq) in [("g1", &flagged), ("g2", &unflagged), ("g3", &missing)] {
+    create(&unprefixed, true);
+    let auto_create = |on: bool| {
+        let op = if on {
+            [
+                "--add-config",
+                "errors.deadletterqueue.auto.create.topics.enable=true",
+            ]
+        } else {
+            [
+                "--delete-config",
+                "errors.deadletterqueue.auto.create.topics.enable",
+            ]
+        };
+        let mut args = vec![
+            "--bootstrap-server",
+            bootstrap,
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+        ];
+        args.extend(op);
+        let run = tool.run("kafka-configs.sh", &args, None, Duration::from_secs(120));
+        assert!(run.status.is_some_and(|s| s.success()), "{run:?}");
+    };
+    for (group, dlq) in [
+        ("g1", &flagged),
+        ("g2", &unflagged),
+        ("g3", &missing),
+        ("g4", &unprefixed),
+        ("g5", &auto),
+    ] {
+        if group == "g5" {
+            auto_create(true);
+        }
         let group = format!("{topic}-{group}");
         set_group_config(
             bootstrap,
@@ -767,11 +804,20 @@ fn dead_letter_queue(bootstrap: &str, addr: std::net::SocketAddr) -> Vec<String>
         let events = c.wait_exit(Duration::from_secs(120));
         assert_no_errors(&events, &group);
     }
+    auto_create(false);
     let mut conn = RawConn::connect(addr);
     let read = |conn: &mut RawConn, dlq: &str| {
         let mut lines = Vec::new();
         for partition in 0..3 {
-            let mut raw = conn.fetch_raw(dlq, partition, 0);
+            let (code, mut raw) = conn.fetch_partition(dlq, partition, 0);
+            if code != 0 {
+                // A topic of fewer partitions, or none.
+                lines.push(format!(
+                    "{} p{partition}: error {code}",
+                    dlq.replace(&topic, "T")
+                ));
+                continue;
+            }
             while raw.has_remaining() {
                 let set = RecordBatchDecoder::decode(&mut raw).expect("decode a DLQ batch");
                 for r in set.records {
@@ -805,6 +851,33 @@ fn dead_letter_queue(bootstrap: &str, addr: std::net::SocketAddr) -> Vec<String>
     }
     let mut out = written;
     out.extend(read(&mut conn, &unflagged));
+    out.extend(read(&mut conn, &unprefixed));
+    out.extend(read(&mut conn, &auto));
+    // The auto-created topic: its partitions and configs as kafka-topics.sh shows them.
+    let described = tool.run(
+        "kafka-topics.sh",
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--topic",
+            &auto,
+        ],
+        None,
+        Duration::from_secs(120),
+    );
+    let summary = described.stdout.lines().next().unwrap_or_default();
+    let field = |name: &str| {
+        summary
+            .split('\t')
+            .find_map(|f| f.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
+    out.push(format!(
+        "auto-created: PartitionCount {} Configs {}",
+        field("PartitionCount:"),
+        field("Configs:")
+    ));
     let listed = tool.run(
         "kafka-topics.sh",
         &["--bootstrap-server", bootstrap, "--list"],
