@@ -283,7 +283,9 @@ fn encode(records: Vec<DlqRecord>, now_ms: i64) -> Result<Bytes, String> {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // One batch: kafka-protocol's encoder starts a new one where offset - sequence
+            // changes; the batch's base sequence is -1 (no producer).
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: r.key,
             value: r.value,
@@ -360,5 +362,40 @@ async fn append(broker: &Broker, dlq: &str, partition: i32, batch: Bytes) -> Res
         Ok(())
     } else {
         Err(format!("the DLQ leader {leader} answered error {code}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several DLQ records are one batch (a leader takes one batch per partition from a
+    /// produce), with the headers and no producer.
+    #[test]
+    fn records_are_encoded_as_one_batch() {
+        let record = |offset: i64| DlqRecord {
+            key: Some(Bytes::from_static(b"k")),
+            value: None,
+            headers: vec![("__dlq.errors.offset", offset.to_string())],
+        };
+        let batch = encode((0..5).map(record).collect(), 1_000).expect("encode");
+        let validated = gregor_protocol::batch::validate_record_set(&batch, 1 << 20)
+            .expect("a valid record set");
+        assert_eq!(validated.batches().len(), 1);
+        let mut bytes = batch.clone();
+        let sets = RecordBatchDecoder::decode_all(&mut bytes).expect("decode");
+        let records: Vec<Record> = sets.into_iter().flat_map(|s| s.records).collect();
+        assert_eq!(records.len(), 5);
+        assert!(records
+            .iter()
+            .all(|r| r.producer_id == -1 && r.timestamp == 1_000));
+        let offsets: Vec<String> = records
+            .iter()
+            .map(|r| {
+                let v = r.headers.values().next().and_then(|v| v.clone());
+                String::from_utf8_lossy(&v.unwrap_or_default()).to_string()
+            })
+            .collect();
+        assert_eq!(offsets, ["0", "1", "2", "3", "4"]);
     }
 }

@@ -31,6 +31,8 @@
 //!   key and value copied; a DLQ topic without `errors.deadletterqueue.group.enable` or one
 //!   that does not exist gets nothing. The DLQ records read back from Kafka and from gregor
 //!   are compared.
+//! - `cluster_dead_letter_queue_at_another_leader`: the DLQ partition led by another node of a
+//!   3-node gregor cluster than the source partition: the records reach it.
 //! - `gregor_share_groups_cli_on_gregor`: gregor's own `gregor configs --group` and `gregor
 //!   share-groups` (describe offsets with lag, members, state; reset-offsets dry run and
 //!   --execute; delete-offsets; delete).
@@ -1192,6 +1194,103 @@ fn cluster_leader_killed_keeps_acknowledgements() {
     });
     let events = c.stop();
     check_at_least_once(&produced, &events, "partition leader killed");
+}
+
+/// The dead-letter queue in a 3-node gregor cluster when the DLQ partition is led by another
+/// node than the source partition: the share-partition leader produces the records to it over
+/// an inter-broker connection (a 1-partition source topic of replication factor 3, the DLQ
+/// placed on another node with `--replica-assignment`).
+#[test]
+fn cluster_dead_letter_queue_at_another_leader() {
+    use bytes::Buf;
+    use gregor_e2e::kafka_tools::Toolbox;
+    use gregor_e2e::raw::RawConn;
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut settings = SHARE_BROKER_SETTINGS.to_vec();
+    settings.push("group.initial.rebalance.delay.ms=0");
+    let cluster = Cluster::start(3, &settings);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("share-dlq-cluster");
+    let group = format!("{topic}-g");
+    let dlq = format!("dlq.{topic}");
+    produce(&bootstrap, &topic, 4, 1, 3, 0);
+    let leader = wait_for(&cluster, "a leader", Duration::from_secs(60), || {
+        let (_, parts) = describe(&bootstrap, &topic);
+        parts.get(&0).map(|p| p.leader).filter(|&l| l > 0)
+    });
+    let other = cluster
+        .broker_ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("another broker");
+    let run = Toolbox::installed().run(
+        "kafka-topics.sh",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--create",
+            "--topic",
+            &dlq,
+            "--replica-assignment",
+            &other.to_string(),
+            "--config",
+            "errors.deadletterqueue.group.enable=true",
+        ],
+        None,
+        Duration::from_secs(120),
+    );
+    assert!(run.status.is_some_and(|s| s.success()), "{run:?}");
+    set_group_config(
+        &bootstrap,
+        &group,
+        &[
+            "share.auto.offset.reset=earliest",
+            &format!("errors.deadletterqueue.topic.name={dlq}"),
+        ],
+    );
+    let mut c = ShareConsumer::start(
+        &bootstrap,
+        &topic,
+        &group,
+        "c",
+        &[
+            "--mode",
+            "explicit",
+            "--reject",
+            "k[13]",
+            "--idle-ms",
+            "6000",
+            "--timeout-ms",
+            "60000",
+        ],
+    );
+    let events = c.wait_exit(Duration::from_secs(120));
+    assert_no_errors(&events, "c");
+    let mut conn = RawConn::connect(cluster.node(other).addr);
+    let offsets = wait_for(&cluster, "two DLQ records", Duration::from_secs(30), || {
+        let (code, mut raw) = conn.fetch_partition(&dlq, 0, 0);
+        let mut offsets = Vec::new();
+        while code == 0 && raw.has_remaining() {
+            let set = RecordBatchDecoder::decode(&mut raw).ok()?;
+            for r in set.records {
+                let header = |name: &str| {
+                    r.headers
+                        .iter()
+                        .find(|(k, _)| k.as_str() == name)
+                        .and_then(|(_, v)| v.as_ref())
+                        .map(|v| String::from_utf8_lossy(v).to_string())
+                };
+                assert_eq!(
+                    header("__dlq.errors.group").as_deref(),
+                    Some(group.as_str())
+                );
+                offsets.push(header("__dlq.errors.offset")?);
+            }
+        }
+        (offsets.len() >= 2).then_some(offsets)
+    });
+    assert_eq!(offsets, vec!["1".to_string(), "3".to_string()]);
 }
 
 // ---------------------------------------------------------------------------------------------
