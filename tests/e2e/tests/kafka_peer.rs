@@ -3606,6 +3606,81 @@ fn described_configs(
     out
 }
 
+/// CreateTopics (v7) of one-partition topics named `{stem}-{suffix}`, each with its configs: one
+/// line per topic (its suffix, error code and message), sorted.
+fn create_topics_with_configs(
+    conn: &mut RawConn,
+    who: &str,
+    stem: &str,
+    topics: &[(&str, &[(&str, &str)])],
+) -> Vec<String> {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::CreateTopicsRequest;
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(suffix, configs)| {
+                    CreatableTopic::default()
+                        .with_name(topic_name(&format!("{stem}-{suffix}")))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1)
+                        .with_configs(
+                            configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    CreatableTopicConfig::default()
+                                        .with_name(StrBytes::from_string(k.to_string()))
+                                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let resp = conn
+        .request(7, &req)
+        .unwrap_or_else(|e| panic!("{who}: CreateTopics: {e}"));
+    let mut created: Vec<String> = resp
+        .topics
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {:?}",
+                t.name.0.as_str().trim_start_matches(stem),
+                t.error_code,
+                t.error_message.as_deref()
+            )
+        })
+        .collect();
+    created.sort();
+    // Kafka answers CreateTopics before its own metadata has the topics: wait until it does,
+    // so that what follows (DescribeConfigs) finds them.
+    let made: Vec<String> = resp
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .map(|t| t.name.0.to_string())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let req = MetadataRequest::default().with_topics(Some(
+            made.iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+                .collect(),
+        ));
+        let resp = conn
+            .request(12, &req)
+            .unwrap_or_else(|e| panic!("{who}: Metadata: {e}"));
+        if resp.topics.iter().all(|t| t.error_code == 0) || Instant::now() > deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    created
+}
+
 /// IncrementalAlterConfigs of one key on one resource (`None`: delete it): code and message.
 fn alter_one_config(
     conn: &mut RawConn,
@@ -3642,8 +3717,6 @@ fn alter_one_config(
 /// refused and accepted alterations; every code, message, value, source and synonym compared.
 #[test]
 fn compression_levels_are_checked_and_described_as_kafka_does() {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    use kafka_protocol::messages::CreateTopicsRequest;
     const TOPIC: i8 = 2;
     const BROKER: i8 = 4;
     let keys = [
@@ -3657,33 +3730,19 @@ fn compression_levels_are_checked_and_described_as_kafka_does() {
     for (name, addr) in pair.each() {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
-        let topic = |suffix: &str, configs: &[(&str, &str)]| {
-            CreatableTopic::default()
-                .with_name(topic_name(&format!("{stem}-{suffix}")))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(StrBytes::from_string(k.to_string()))
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .collect(),
-                )
-        };
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                topic("gzip0", &[("compression.gzip.level", "0")]),
-                topic("gzip10", &[("compression.gzip.level", "10")]),
-                topic("lz4-0", &[("compression.lz4.level", "0")]),
-                topic("lz4-18", &[("compression.lz4.level", "18")]),
-                topic("zstd-low", &[("compression.zstd.level", "-131073")]),
-                topic("zstd-23", &[("compression.zstd.level", "23")]),
-                topic("zstd-word", &[("compression.zstd.level", "high")]),
-                topic(
+        seen.extend(create_topics_with_configs(
+            &mut conn,
+            name,
+            &stem,
+            &[
+                ("gzip0", &[("compression.gzip.level", "0")]),
+                ("gzip10", &[("compression.gzip.level", "10")]),
+                ("lz4-0", &[("compression.lz4.level", "0")]),
+                ("lz4-18", &[("compression.lz4.level", "18")]),
+                ("zstd-low", &[("compression.zstd.level", "-131073")]),
+                ("zstd-23", &[("compression.zstd.level", "23")]),
+                ("zstd-word", &[("compression.zstd.level", "high")]),
+                (
                     "good",
                     &[
                         ("compression.type", "zstd"),
@@ -3691,24 +3750,8 @@ fn compression_levels_are_checked_and_described_as_kafka_does() {
                         ("compression.lz4.level", "17"),
                     ],
                 ),
-            ]);
-        let resp = conn
-            .request(7, &req)
-            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
-        let mut created: Vec<String> = resp
-            .topics
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} {:?}",
-                    t.name.0.as_str().trim_start_matches(&stem),
-                    t.error_code,
-                    t.error_message.as_deref()
-                )
-            })
-            .collect();
-        created.sort();
-        seen.extend(created);
+            ],
+        ));
         let good = format!("{stem}-good");
         seen.extend(described_configs(&mut conn, TOPIC, &good, &keys));
         // The broker's own node id, for its resource.
@@ -3772,8 +3815,6 @@ fn compression_levels_are_checked_and_described_as_kafka_does() {
 /// without its own, then removed; every code, message, value, source and synonym compared.
 #[test]
 fn flush_keys_are_checked_and_dynamic_as_in_kafka() {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    use kafka_protocol::messages::CreateTopicsRequest;
     const TOPIC: i8 = 2;
     const BROKER: i8 = 4;
     let keys = ["flush.messages", "flush.ms"];
@@ -3786,48 +3827,18 @@ fn flush_keys_are_checked_and_dynamic_as_in_kafka() {
     same_on_both(|name, addr| {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
-        let topic = |suffix: &str, configs: &[(&str, &str)]| {
-            CreatableTopic::default()
-                .with_name(topic_name(&format!("{stem}-{suffix}")))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(StrBytes::from_string(k.to_string()))
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .collect(),
-                )
-        };
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                topic("messages0", &[("flush.messages", "0")]),
-                topic("ms-negative", &[("flush.ms", "-1")]),
-                topic("ms-word", &[("flush.ms", "soon")]),
-                topic("own", &[("flush.messages", "1"), ("flush.ms", "0")]),
-                topic("plain", &[]),
-            ]);
-        let resp = conn
-            .request(7, &req)
-            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
-        let mut created: Vec<String> = resp
-            .topics
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} {:?}",
-                    t.name.0.as_str().trim_start_matches(&stem),
-                    t.error_code,
-                    t.error_message.as_deref()
-                )
-            })
-            .collect();
-        created.sort();
-        seen.extend(created);
+        seen.extend(create_topics_with_configs(
+            &mut conn,
+            name,
+            &stem,
+            &[
+                ("messages0", &[("flush.messages", "0")]),
+                ("ms-negative", &[("flush.ms", "-1")]),
+                ("ms-word", &[("flush.ms", "soon")]),
+                ("own", &[("flush.messages", "1"), ("flush.ms", "0")]),
+                ("plain", &[]),
+            ],
+        ));
         let (own, plain) = (format!("{stem}-own"), format!("{stem}-plain"));
         seen.extend(described_configs(&mut conn, TOPIC, &own, &keys));
         seen.extend(described_configs(&mut conn, TOPIC, &plain, &keys));
@@ -3845,8 +3856,9 @@ fn flush_keys_are_checked_and_dynamic_as_in_kafka() {
         let described = loop {
             let mut d = described_configs(&mut conn, TOPIC, &plain, &keys);
             d.extend(described_configs(&mut conn, BROKER, "1", &broker_keys));
-            let applied = d.iter().any(|l| l.contains("Some(\"1000000000\")"))
-                && d.iter().any(|l| l.contains("Some(\"86400000\")"));
+            // On the topic and on the broker both.
+            let seen = |v: &str| d.iter().filter(|l| l.contains(v)).count() == 2;
+            let applied = seen("Some(\"1000000000\")") && seen("Some(\"86400000\")");
             if applied || Instant::now() > deadline {
                 break d;
             }
@@ -4354,8 +4366,6 @@ fn described_quotas(
 /// a message; gregor says why, and the messages are not compared).
 #[test]
 fn decompressed_record_bound_and_one_batch_per_partition_as_kafka_does() {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    use kafka_protocol::messages::CreateTopicsRequest;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -4400,48 +4410,18 @@ fn decompressed_record_bound_and_one_batch_per_partition_as_kafka_does() {
     same_on_both(|name, addr| {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
-        let topic = |suffix: &str, configs: &[(&str, &str)]| {
-            CreatableTopic::default()
-                .with_name(topic_name(&format!("{stem}-{suffix}")))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(StrBytes::from_string(k.to_string()))
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .collect(),
-                )
-        };
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                topic("zero", &[(KEY, "0")]),
-                topic("past", &[(KEY, "2147483640")]),
-                topic("word", &[(KEY, "big")]),
-                topic("small", &[(KEY, "1000")]),
-                topic("plain", &[]),
-            ]);
-        let resp = conn
-            .request(7, &req)
-            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
-        let mut created: Vec<String> = resp
-            .topics
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} {:?}",
-                    t.name.0.as_str().trim_start_matches(&stem),
-                    t.error_code,
-                    t.error_message.as_deref()
-                )
-            })
-            .collect();
-        created.sort();
-        seen.extend(created);
+        seen.extend(create_topics_with_configs(
+            &mut conn,
+            name,
+            &stem,
+            &[
+                ("zero", &[(KEY, "0")]),
+                ("past", &[(KEY, "2147483640")]),
+                ("word", &[(KEY, "big")]),
+                ("small", &[(KEY, "1000")]),
+                ("plain", &[]),
+            ],
+        ));
         let (small, plain) = (format!("{stem}-small"), format!("{stem}-plain"));
         seen.extend(described_configs(&mut conn, TOPIC, &small, &[KEY]));
         seen.extend(described_configs(&mut conn, TOPIC, &plain, &[KEY]));
@@ -4512,56 +4492,28 @@ fn decompressed_record_bound_and_one_batch_per_partition_as_kafka_does() {
 /// compared. (Topics get 1 MiB segments: gregor reserves a preallocated segment's blocks.)
 #[test]
 fn preallocate_is_checked_and_described_as_kafka_does() {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    use kafka_protocol::messages::CreateTopicsRequest;
     const TOPIC: i8 = 2;
     const BROKER: i8 = 4;
     let stem = unique_topic("prealloc");
     same_on_both(|name, addr| {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
-        let topic = |suffix: &str, preallocate: Option<&str>| {
-            let mut configs = vec![("segment.bytes", "1048576")];
-            configs.extend(preallocate.map(|v| ("preallocate", v)));
-            CreatableTopic::default()
-                .with_name(topic_name(&format!("{stem}-{suffix}")))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(StrBytes::from_string(k.to_string()))
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .collect(),
-                )
-        };
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                topic("maybe", Some("maybe")),
-                topic("upper", Some("TRUE")),
-                topic("plain", None),
-            ]);
-        let resp = conn
-            .request(7, &req)
-            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
-        let mut created: Vec<String> = resp
-            .topics
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} {:?}",
-                    t.name.0.as_str().trim_start_matches(&stem),
-                    t.error_code,
-                    t.error_message.as_deref()
-                )
-            })
-            .collect();
-        created.sort();
-        seen.extend(created);
+        seen.extend(create_topics_with_configs(
+            &mut conn,
+            name,
+            &stem,
+            &[
+                (
+                    "maybe",
+                    &[("segment.bytes", "1048576"), ("preallocate", "maybe")],
+                ),
+                (
+                    "upper",
+                    &[("segment.bytes", "1048576"), ("preallocate", "TRUE")],
+                ),
+                ("plain", &[("segment.bytes", "1048576")]),
+            ],
+        ));
         let (upper, plain) = (format!("{stem}-upper"), format!("{stem}-plain"));
         seen.extend(described_configs(
             &mut conn,
@@ -4593,7 +4545,12 @@ fn preallocate_is_checked_and_described_as_kafka_does() {
                 "1",
                 &["log.preallocate"],
             ));
-            if d.iter().any(|l| l.contains("source 3")) || Instant::now() > deadline {
+            if d.iter()
+                .filter(|l| l.contains("Some(\"true\") source 3"))
+                .count()
+                == 2
+                || Instant::now() > deadline
+            {
                 break d;
             }
             thread::sleep(Duration::from_millis(200));
@@ -4617,8 +4574,6 @@ fn preallocate_is_checked_and_described_as_kafka_does() {
 /// every code, message and entry compared.
 #[test]
 fn tiered_storage_keys_answer_as_a_kafka_broker_without_it() {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    use kafka_protocol::messages::CreateTopicsRequest;
     const TOPIC: i8 = 2;
     const BROKER: i8 = 4;
     let stem = unique_topic("remote");
@@ -4641,61 +4596,31 @@ fn tiered_storage_keys_answer_as_a_kafka_broker_without_it() {
     same_on_both(|name, addr| {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
-        let topic = |suffix: &str, configs: &[(&str, &str)]| {
-            CreatableTopic::default()
-                .with_name(topic_name(&format!("{stem}-{suffix}")))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(StrBytes::from_string(k.to_string()))
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .collect(),
-                )
-        };
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                topic("rs-true", &[("remote.storage.enable", "true")]),
-                topic("rs-false", &[("remote.storage.enable", "false")]),
-                topic("rs-maybe", &[("remote.storage.enable", "maybe")]),
-                topic("lr", &[("local.retention.ms", "1000")]),
-                topic(
+        seen.extend(create_topics_with_configs(
+            &mut conn,
+            name,
+            &stem,
+            &[
+                ("rs-true", &[("remote.storage.enable", "true")]),
+                ("rs-false", &[("remote.storage.enable", "false")]),
+                ("rs-maybe", &[("remote.storage.enable", "maybe")]),
+                ("lr", &[("local.retention.ms", "1000")]),
+                (
                     "lr-big",
                     &[
                         ("local.retention.ms", "999999999999"),
                         ("retention.ms", "1000"),
                     ],
                 ),
-                topic("lr-neg", &[("local.retention.ms", "-3")]),
-                topic("lrb", &[("local.retention.bytes", "1000")]),
-                topic("copy", &[("remote.log.copy.disable", "true")]),
-                topic("del", &[("remote.log.delete.on.disable", "true")]),
-                topic("lag", &[("remote.copy.lag.ms", "5")]),
-                topic("lagb", &[("remote.copy.lag.bytes", "-2")]),
-                topic("plain", &[]),
-            ]);
-        let resp = conn
-            .request(7, &req)
-            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
-        let mut created: Vec<String> = resp
-            .topics
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} {:?}",
-                    t.name.0.as_str().trim_start_matches(&stem),
-                    t.error_code,
-                    t.error_message.as_deref()
-                )
-            })
-            .collect();
-        created.sort();
-        seen.extend(created);
+                ("lr-neg", &[("local.retention.ms", "-3")]),
+                ("lrb", &[("local.retention.bytes", "1000")]),
+                ("copy", &[("remote.log.copy.disable", "true")]),
+                ("del", &[("remote.log.delete.on.disable", "true")]),
+                ("lag", &[("remote.copy.lag.ms", "5")]),
+                ("lagb", &[("remote.copy.lag.bytes", "-2")]),
+                ("plain", &[]),
+            ],
+        ));
         let plain = format!("{stem}-plain");
         seen.extend(described_configs(&mut conn, TOPIC, &plain, &keys));
         seen.extend(described_configs(
@@ -4748,8 +4673,6 @@ fn tiered_storage_keys_answer_as_a_kafka_broker_without_it() {
 /// code, message and entry compared.
 #[test]
 fn dead_letter_queue_keys_answer_as_kafka_does() {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    use kafka_protocol::messages::CreateTopicsRequest;
     const TOPIC: i8 = 2;
     const BROKER: i8 = 4;
     const FLAG: &str = "errors.deadletterqueue.group.enable";
@@ -4761,46 +4684,16 @@ fn dead_letter_queue_keys_answer_as_kafka_does() {
     same_on_both(|name, addr| {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
-        let topic = |suffix: &str, value: Option<&str>| {
-            CreatableTopic::default()
-                .with_name(topic_name(&format!("{stem}-{suffix}")))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(
-                    value
-                        .map(|v| {
-                            CreatableTopicConfig::default()
-                                .with_name(StrBytes::from_static_str(FLAG))
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .into_iter()
-                        .collect(),
-                )
-        };
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                topic("bad", Some("sure")),
-                topic("on", Some("true")),
-                topic("plain", None),
-            ]);
-        let resp = conn
-            .request(7, &req)
-            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
-        let mut created: Vec<String> = resp
-            .topics
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} {:?}",
-                    t.name.0.as_str().trim_start_matches(&stem),
-                    t.error_code,
-                    t.error_message.as_deref()
-                )
-            })
-            .collect();
-        created.sort();
-        seen.extend(created);
+        seen.extend(create_topics_with_configs(
+            &mut conn,
+            name,
+            &stem,
+            &[
+                ("bad", &[(FLAG, "sure")]),
+                ("on", &[(FLAG, "true")]),
+                ("plain", &[]),
+            ],
+        ));
         seen.extend(described_configs(
             &mut conn,
             TOPIC,
