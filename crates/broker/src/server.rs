@@ -393,6 +393,10 @@ pub async fn run(
     tasks.push(tokio::spawn(
         Arc::clone(&broker.share_partitions).run_timers(Arc::downgrade(&broker)),
     ));
+    // Share groups' dead-letter queues (KIP-1191).
+    tasks.push(tokio::spawn(
+        Arc::clone(&broker.share_partitions).run_dead_letter_queues(Arc::downgrade(&broker)),
+    ));
     // The share coordinator follows the leadership of `__share_group_state`'s partitions.
     tasks.push(tokio::spawn(
         crate::share_coordinator::follow_share_group_state_leadership(

@@ -4,7 +4,7 @@
 //! Kafka 4.4 writes it:
 //!
 //! ```text
-//!  SharePartition::take_archived ─► SharePartitionManager queue ─► (timer, every 100 ms) write
+//!  SharePartition::take_archived ─► SharePartitionManager queue ─► its DLQ task: write
 //!     group has no DLQ topic ─► nothing
 //!     name without errors.deadletterqueue.topic.name.prefix, topic missing (unless
 //!     errors.deadletterqueue.auto.create.topics.enable: created, flag set), topic without

@@ -144,8 +144,10 @@ pub struct SharePartitionManager {
     /// `group.share.max.share.sessions`.
     max_sessions: usize,
     /// Records archived as undeliverable, for their groups' dead-letter queues (written by
-    /// the timer, [`crate::share_dlq`]).
+    /// [`Self::run_dead_letter_queues`], [`crate::share_dlq`]).
     undeliverable: Mutex<Vec<crate::share_dlq::Undeliverable>>,
+    /// Wakes the dead-letter queue writer.
+    undeliverable_added: tokio::sync::Notify,
 }
 
 impl Default for SharePartitionManager {
@@ -171,6 +173,7 @@ impl SharePartitionManager {
             released: watch::Sender::new(0),
             max_sessions: max_sessions.max(1),
             undeliverable: Mutex::new(Vec::new()),
+            undeliverable_added: tokio::sync::Notify::new(),
         }
     }
 
@@ -190,6 +193,7 @@ impl SharePartitionManager {
                     archived,
                 }),
         );
+        self.undeliverable_added.notify_one();
     }
 
     /// The records queued for dead-letter queues so far.
@@ -896,10 +900,23 @@ impl SharePartitionManager {
                 return;
             };
             self.tick(&broker).await;
+        }
+    }
+
+    /// Writes what the share-partitions archive as undeliverable to their groups'
+    /// dead-letter queues, in order, while the broker lives: a task of its own, so that a DLQ
+    /// leader that is slow or gone holds back no lock timeout or session expiry.
+    pub async fn run_dead_letter_queues(self: Arc<Self>, broker: Weak<Broker>) {
+        loop {
+            self.undeliverable_added.notified().await;
             let undeliverable = self.take_undeliverable();
-            if !undeliverable.is_empty() {
-                crate::share_dlq::write(&broker, undeliverable).await;
+            if undeliverable.is_empty() {
+                continue;
             }
+            let Some(broker) = broker.upgrade() else {
+                return;
+            };
+            crate::share_dlq::write(&broker, undeliverable).await;
         }
     }
 
