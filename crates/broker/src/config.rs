@@ -45,6 +45,13 @@ pub enum ConfigError {
         /// Why, in Kafka's words where Kafka has them.
         reason: String,
     },
+    /// Properties text Java's `Properties.load` refuses (a malformed `\uXXXX`).
+    #[error("{0}")]
+    Properties(String),
+    /// A config provider that cannot be made or cannot read what a variable names (Kafka's
+    /// words).
+    #[error("{0}")]
+    Provider(String),
     /// The properties file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -1057,38 +1064,149 @@ fn split_entries(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses Java-properties text: `key=value` or `key: value` or `key value`, `#`/`!` comments,
-/// backslash line continuations.
-pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+/// Parses Java-properties text as Kafka reads `server.properties` (Java's `Properties.load`,
+/// then Kafka trimming every value it parses): `key=value`, `key: value` or `key value`,
+/// `#`/`!` comment lines, backslash line continuations, Java's escapes. Malformed `\uXXXX`
+/// is refused, as Java refuses it.
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    Ok(parse_java_properties(text)
+        .map_err(ConfigError::Properties)?
+        .into_iter()
+        .map(|(k, v)| (k, v.trim().to_string()))
+        .collect())
+}
+
+/// Java's `Properties.load`, exactly: the values untrimmed (what Kafka's `FileConfigProvider`
+/// hands on). The keys and values in the order written, a key repeated where it is.
+pub fn parse_java_properties(text: &str) -> Result<Vec<(String, String)>, String> {
+    let is_blank = |c: char| c == ' ' || c == '\t' || c == '\u{c}';
     let mut out = Vec::new();
-    let mut pending = String::new();
-    for raw in text.lines() {
-        let line = raw.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-        {
+    let mut logical = String::new();
+    let mut continuing = false;
+    // Java ends a line at \n, \r or \r\n.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut lines = text.split('\n').peekable();
+    while let Some(raw) = lines.next() {
+        let line = raw.trim_start_matches(is_blank);
+        // A comment or blank line, unless a continuation makes it part of the one before.
+        if !continuing && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
             continue;
         }
-        if let Some(stripped) = line.strip_suffix('\\') {
-            pending.push_str(stripped);
-            continue;
-        }
-        pending.push_str(line);
-        let entry = std::mem::take(&mut pending);
-        // Java's rule: the key ends at the first '=', ':' or whitespace; then optional
-        // whitespace, one optional '=' or ':', optional whitespace, and the value.
-        match entry.find(|c: char| c == '=' || c == ':' || c.is_whitespace()) {
-            Some(i) => {
-                let key = entry[..i].to_string();
-                let mut rest = entry[i..].trim_start();
-                if let Some(r) = rest.strip_prefix(['=', ':']) {
-                    rest = r.trim_start();
-                }
-                out.push((key, rest.trim_end().to_string()));
+        // An odd number of trailing backslashes continues the line on the next one.
+        let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
+        if trailing % 2 == 1 {
+            logical.push_str(&line[..line.len() - 1]);
+            continuing = true;
+            if lines.peek().is_some() {
+                continue;
             }
-            None => out.push((entry.trim().to_string(), String::new())),
+        } else {
+            logical.push_str(line);
+        }
+        let entry = std::mem::take(&mut logical);
+        continuing = false;
+        out.push(split_property(&entry, is_blank)?);
+    }
+    Ok(out)
+}
+
+/// One logical line of a properties file into its key and value, unescaped: the key ends at
+/// the first unescaped `=`, `:` or blank; then blanks, one optional `=` or `:`, blanks.
+fn split_property(
+    entry: &str,
+    is_blank: impl Fn(char) -> bool,
+) -> Result<(String, String), String> {
+    let chars: Vec<char> = entry.chars().collect();
+    let mut key_len = 0;
+    let mut value_start = chars.len();
+    let mut has_separator = false;
+    let mut escaped = false;
+    while key_len < chars.len() {
+        let c = chars[key_len];
+        if (c == '=' || c == ':') && !escaped {
+            value_start = key_len + 1;
+            has_separator = true;
+            break;
+        }
+        if is_blank(c) && !escaped {
+            value_start = key_len + 1;
+            break;
+        }
+        escaped = c == '\\' && !escaped;
+        key_len += 1;
+    }
+    while value_start < chars.len() {
+        let c = chars[value_start];
+        if !is_blank(c) {
+            if !has_separator && (c == '=' || c == ':') {
+                has_separator = true;
+            } else {
+                break;
+            }
+        }
+        value_start += 1;
+    }
+    Ok((
+        unescape(&chars[..key_len])?,
+        unescape(&chars[value_start.min(chars.len())..])?,
+    ))
+}
+
+/// Java's `loadConvert`: `\t`, `\n`, `\r`, `\f`, `\uXXXX`, and a backslash before any other
+/// character stands for that character.
+fn unescape(chars: &[char]) -> Result<String, String> {
+    let mut out = String::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(&e) = chars.get(i) else {
+            break;
+        };
+        i += 1;
+        match e {
+            't' => out.push('\t'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            'f' => out.push('\u{c}'),
+            'u' => {
+                let hex: String = chars
+                    .get(i..i + 4)
+                    .map(|h| h.iter().collect())
+                    .unwrap_or_default();
+                let code = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4 && hex.chars().all(|h| h.is_ascii_hexdigit()))
+                    .ok_or_else(|| "Malformed \\uxxxx encoding.".to_string())?;
+                i += 4;
+                // A UTF-16 surrogate pair written as two escapes.
+                if (0xD800..0xDC00).contains(&code)
+                    && chars.get(i) == Some(&'\\')
+                    && chars.get(i + 1) == Some(&'u')
+                {
+                    let low: String = chars
+                        .get(i + 2..i + 6)
+                        .map(|h| h.iter().collect())
+                        .unwrap_or_default();
+                    if let Ok(low) = u32::from_str_radix(&low, 16) {
+                        if (0xDC00..0xE000).contains(&low) {
+                            let joined = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                            out.extend(char::from_u32(joined));
+                            i += 6;
+                            continue;
+                        }
+                    }
+                }
+                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+            }
+            other => out.push(other),
         }
     }
-    out
+    Ok(out)
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -3026,6 +3144,10 @@ impl BrokerConfig {
         // Kafka's precedence between synonyms, whatever their order: the most specific last.
         pairs.sort_by_key(|(k, _)| synonym_rank(k.as_ref()));
         for (k, v) in pairs {
+            // Read by `config_providers` before: no setting of the broker's.
+            if crate::config_providers::is_provider_key(k.as_ref()) {
+                continue;
+            }
             if !self.set(k.as_ref(), v.as_ref())? {
                 self.ignored.push(k.as_ref().to_string());
             }
@@ -3035,11 +3157,40 @@ impl BrokerConfig {
 
     /// Loads a properties file on top of the current values.
     pub fn load_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        self.apply(parse_properties(&text))
+        self.load(Some(path), &[])
+    }
+
+    /// The start-up configuration: the properties file (if any), then the `--set KEY=VALUE`
+    /// overrides over it, with the variables of Kafka's config providers resolved in both
+    /// (`config_providers`), as Kafka resolves `server.properties` and its `--override`s
+    /// together.
+    pub fn load(
+        &mut self,
+        file: Option<&std::path::Path>,
+        sets: &[String],
+    ) -> Result<(), ConfigError> {
+        let mut pairs = match file {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                parse_properties(&text)?
+            }
+        };
+        let from_file = pairs.len();
+        for s in sets {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| ConfigError::NotKeyValue(s.clone()))?;
+            pairs.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let mut pairs =
+            crate::config_providers::resolve(pairs, &crate::config_providers::process_env)?;
+        let overrides = pairs.split_off(from_file);
+        self.apply(pairs)?;
+        self.apply_override_pairs(overrides)
     }
 
     /// Adds one `--add-scram` SPEC (Kafka's syntax, `SCRAM-SHA-512=[name=...,password=...]`);
@@ -3062,24 +3213,26 @@ impl BrokerConfig {
 
     /// Applies `key=value` strings (the CLI's `--set`).
     pub fn apply_overrides(&mut self, sets: &[String]) -> Result<(), ConfigError> {
-        let mut pairs = BTreeMap::new();
-        for s in sets {
-            let (k, v) = s
-                .split_once('=')
-                .ok_or_else(|| ConfigError::NotKeyValue(s.clone()))?;
-            pairs.insert(k.trim().to_string(), v.trim().to_string());
-        }
+        self.load(None, sets)
+    }
+
+    /// `--set` overrides, parsed.
+    fn apply_override_pairs(
+        &mut self,
+        overrides: Vec<(String, String)>,
+    ) -> Result<(), ConfigError> {
         // Apply in the order given, not sorted: later --set wins over an earlier one; between
         // synonyms, Kafka's precedence (the most specific last).
-        let mut ordered: Vec<&str> = sets
-            .iter()
-            .filter_map(|s| s.split_once('=').map(|(k, _)| k.trim()))
-            .collect();
+        let mut ordered: Vec<String> = overrides.iter().map(|(k, _)| k.clone()).collect();
+        let mut pairs: BTreeMap<String, String> = overrides.into_iter().collect();
         ordered.sort_by_key(|k| synonym_rank(k));
         for k in ordered {
-            if let Some(v) = pairs.remove(k) {
-                if !self.set(k, &v)? {
-                    self.ignored.push(k.to_string());
+            if let Some(v) = pairs.remove(&k) {
+                if crate::config_providers::is_provider_key(&k) {
+                    continue;
+                }
+                if !self.set(&k, &v)? {
+                    self.ignored.push(k);
                 }
             }
         }
@@ -3156,7 +3309,8 @@ mod tests {
     fn properties_parse_like_java() {
         let p = parse_properties(
             "# comment\n! also\nnum.partitions=3\nlog.dirs : /tmp/x\nlisteners PLAINTEXT://127.0.0.1:9093\nlong=a\\\n  b\n",
-        );
+        )
+        .expect("parses");
         assert_eq!(
             p,
             vec![
@@ -3166,6 +3320,40 @@ mod tests {
                 ("long".into(), "ab".into()),
             ]
         );
+    }
+
+    /// Java's `Properties.load` on this text (Java 17, printed by a side-by-side run) gave
+    /// exactly these keys and values.
+    #[test]
+    fn properties_parse_exactly_as_java_properties_load() {
+        let text = "a\\=b\\:c = v\\=1  \r\neven=x\\\\\nnext=1\ncont=one\\\n  # not a comment\\\n\n  two=2\nkeyonly\n\t key2 \t:: v\ntabs=\\t\\n\\u0041\\u00e9\\q\\\\\nsp\\ ace=x\ncolon:=y\n   !comment\nlast=tail\\";
+        let mut got = parse_java_properties(text).expect("parses");
+        got.sort();
+        let want: Vec<(String, String)> = [
+            ("a=b:c", "v=1  "),
+            ("colon", "=y"),
+            ("cont", "one# not a comment"),
+            ("even", "x\\"),
+            ("key2", ": v"),
+            ("keyonly", ""),
+            ("last", "tail"),
+            ("next", "1"),
+            ("sp ace", "x"),
+            ("tabs", "\t\nA\u{e9}q\\"),
+            ("two", "2"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        // Kafka trims what it parses.
+        let trimmed = parse_properties("a = v=1  \n").expect("parses");
+        assert_eq!(trimmed, vec![("a".to_string(), "v=1".to_string())]);
+        // Java refuses a malformed escape, and so does gregor's start.
+        for bad in ["a=\\u00g1", "a=\\u12"] {
+            let e = parse_properties(bad).expect_err(bad).to_string();
+            assert_eq!(e, "Malformed \\uxxxx encoding.", "{bad}");
+        }
     }
 
     /// KIP-392's keys: the rack goes in the registration, the selector by Kafka's class name;

@@ -26,6 +26,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod config_docs;
+pub mod config_providers;
 mod connection;
 mod connection_slots;
 mod console;

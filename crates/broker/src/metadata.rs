@@ -215,8 +215,10 @@ impl MetaProperties {
             path: path.display().to_string(),
             reason: reason.to_string(),
         };
-        let props: BTreeMap<String, String> =
-            crate::config::parse_properties(&text).into_iter().collect();
+        let props: BTreeMap<String, String> = crate::config::parse_properties(&text)
+            .map_err(|e| corrupt(&e.to_string()))?
+            .into_iter()
+            .collect();
         let cluster_id = props
             .get("cluster.id")
             .filter(|c| !c.is_empty())

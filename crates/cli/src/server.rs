@@ -69,10 +69,7 @@ pub struct ServerArgs {
 /// Builds the broker config from defaults, the file, `--set`, then the dedicated flags.
 pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     let mut config = BrokerConfig::default();
-    if let Some(path) = &args.config {
-        config.load_file(path)?;
-    }
-    config.apply_overrides(&args.set)?;
+    config.load(args.config.as_deref(), &args.set)?;
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
         config.extra_log_dirs.clear();

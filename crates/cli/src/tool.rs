@@ -81,7 +81,15 @@ pub fn client_config(c: &ConnectArgs) -> anyhow::Result<gregor_client::ClientCon
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            let props = gregor_broker::config::parse_properties(&text);
+            // Kafka's clients resolve config providers' variables in their properties too.
+            let props = gregor_broker::config::parse_properties(&text)
+                .and_then(|props| {
+                    gregor_broker::config_providers::resolve(
+                        props,
+                        &gregor_broker::config_providers::process_env,
+                    )
+                })
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let security = gregor_client::Security::from_properties(
                 props.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             )

@@ -37,6 +37,8 @@ pub struct Broker {
     addr: SocketAddr,
     /// Extra `--set key=value` flags, repeated on every restart.
     sets: Vec<String>,
+    /// A `--config` properties file, given on every restart.
+    config_file: Option<PathBuf>,
     /// The last lines the broker printed (stderr and stdout, all runs), for failure messages.
     log: Arc<Mutex<VecDeque<String>>>,
 }
@@ -56,6 +58,16 @@ impl Broker {
     /// lists the data directory first, then each in a temporary directory of its own) and
     /// extra config as [`Broker::start_with`].
     pub fn start_with_log_dirs(extra: usize, sets: &[&str]) -> Broker {
+        Broker::start_configured(None, extra, sets)
+    }
+
+    /// Starts a broker with `--config FILE` (its data directory and listener still given by
+    /// flags) and extra config as [`Broker::start_with`].
+    pub fn start_with_file(file: &Path, sets: &[&str]) -> Broker {
+        Broker::start_configured(Some(file.to_path_buf()), 0, sets)
+    }
+
+    fn start_configured(config_file: Option<PathBuf>, extra: usize, sets: &[&str]) -> Broker {
         let temp = |prefix: &str| {
             tempfile::Builder::new()
                 .prefix(prefix)
@@ -78,7 +90,13 @@ impl Broker {
         let mut started = Err(String::new());
         for _ in 0..3 {
             let listen = crate::ports::reserve().to_string();
-            started = spawn(data_dir.path(), &listen, &sets, &log);
+            started = spawn(
+                data_dir.path(),
+                &listen,
+                config_file.as_deref(),
+                &sets,
+                &log,
+            );
             if started.is_ok() {
                 break;
             }
@@ -90,6 +108,7 @@ impl Broker {
             extra_dirs,
             addr,
             sets,
+            config_file,
             log,
         }
     }
@@ -174,7 +193,13 @@ impl Broker {
         let listen = format!("127.0.0.1:{}", self.addr.port());
         let mut last_err = String::new();
         for _ in 0..RESTART_ATTEMPTS {
-            match spawn(self.data_dir.path(), &listen, &self.sets, &self.log) {
+            match spawn(
+                self.data_dir.path(),
+                &listen,
+                self.config_file.as_deref(),
+                &self.sets,
+                &self.log,
+            ) {
                 Ok((child, addr)) => {
                     assert_eq!(addr.port(), self.addr.port(), "restarted on another port");
                     self.child = Some(child);
@@ -368,10 +393,14 @@ pub fn refused_start(args: &[&str]) -> Refusal {
 fn spawn(
     data_dir: &Path,
     listen: &str,
+    config_file: Option<&Path>,
     sets: &[String],
     log: &Arc<Mutex<VecDeque<String>>>,
 ) -> Result<(Child, SocketAddr), String> {
     let mut args = vec!["--listen".to_string(), listen.to_string()];
+    if let Some(file) = config_file {
+        args.extend(["--config".to_string(), file.display().to_string()]);
+    }
     // `--data-dir` stands for the whole of `log.dirs`: not given when a set lists them.
     if !sets.iter().any(|s| s.starts_with("log.dirs=")) {
         args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);

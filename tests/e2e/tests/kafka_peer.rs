@@ -57,6 +57,9 @@
 //! - `feature_updates_answer_as_kafka_does` (a Kafka node of its own: the levels change):
 //!   UpdateFeatures v0–v2 refused and accepted, the consumer group APIs at `group.version` 0,
 //!   and `kafka-features.sh`'s output.
+//! - `config_providers_resolve_as_in_kafka` (a Kafka node of its own, started from the same
+//!   `server.properties` as gregor): values from Kafka's file, directory and environment config
+//!   providers described alike; gregor's refusals and its tools' `--command-config`.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The other tests of
 //! this file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -4747,4 +4750,138 @@ fn dead_letter_queue_keys_answer_as_kafka_does() {
         ));
         seen
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config providers (KIP-297, KIP-421)
+
+/// Kafka 4.4 and gregor started from the same `server.properties` whose values come from
+/// Kafka's three config providers (a properties file, a directory of secrets, the
+/// environment, each restricted as Kafka restricts it) describe the same broker values: the
+/// variables' values, and a variable no provider answers as written. gregor refuses a provider
+/// class it does not have and a file it cannot read, as Kafka does; its tools resolve their
+/// `--command-config` the same way.
+#[test]
+fn config_providers_resolve_as_in_kafka() {
+    const BROKER: i8 = 4;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    std::fs::write(
+        dir.path().join("secrets.properties"),
+        "retention = 7200000\nkinit\\ cmd=/usr/bin/kinit\\u0021\nprotocol=PLAINTEXT\n",
+    )
+    .expect("write secrets.properties");
+    std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+    std::fs::write(dir.path().join("secrets/rack"), "rack-a\n").expect("write rack");
+    let lines: Vec<String> = vec![
+        "config.providers=file,dir,env".to_string(),
+        "config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider"
+            .to_string(),
+        format!("config.providers.file.param.allowed.paths={d}"),
+        "config.providers.dir.class=org.apache.kafka.common.config.provider.DirectoryConfigProvider"
+            .to_string(),
+        "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+            .to_string(),
+        "config.providers.env.param.allowlist.pattern=PATH|HOME".to_string(),
+        format!("log.retention.ms=${{file:{d}/secrets.properties:retention}}"),
+        format!("broker.rack=${{dir:{d}/secrets:rack}}"),
+        "sasl.kerberos.service.name=${env:PATH}".to_string(),
+        format!(
+            "sasl.kerberos.kinit.cmd=${{file:{d}/secrets.properties:kinit cmd}}|\
+             ${{file:{d}/secrets.properties:missing}}"
+        ),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let kafka = KafkaPeer::start_with(&refs);
+    let file = dir.path().join("server.properties");
+    std::fs::write(&file, lines.join("\n")).expect("write server.properties");
+    let gregor = Broker::start_with_file(&file, &[]);
+    let keys = [
+        "log.retention.ms",
+        "broker.rack",
+        "sasl.kerberos.service.name",
+        "sasl.kerberos.kinit.cmd",
+    ];
+    let answers: Vec<(&str, Vec<String>)> = [("kafka", kafka.addr()), ("gregor", gregor.addr())]
+        .into_iter()
+        .map(|(name, addr)| {
+            let mut conn = RawConn::connect(addr);
+            (name, described_configs(&mut conn, BROKER, "1", &keys))
+        })
+        .collect();
+    assert_answers_alike(&answers);
+    let path = std::env::var("PATH").expect("PATH is set");
+    for want in [
+        "log.retention.ms=Some(\"7200000\")".to_string(),
+        format!("sasl.kerberos.service.name={:?}", Some(path.as_str())),
+        format!(
+            "sasl.kerberos.kinit.cmd={:?}",
+            Some(format!(
+                "/usr/bin/kinit!|${{file:{d}/secrets.properties:missing}}"
+            ))
+        ),
+    ] {
+        assert!(
+            answers[1].1.iter().any(|l| l.contains(&want)),
+            "{want} not described: {:?}",
+            answers[1].1
+        );
+    }
+
+    // What gregor refuses to start with, in Kafka's words.
+    let refusal = gregor_e2e::broker::refused_start(&[
+        "--set",
+        "config.providers=bad",
+        "--set",
+        "config.providers.bad.class=com.example.Nope",
+    ]);
+    assert!(
+        refusal
+            .output
+            .contains("Could not load config provider class or one of its dependencies"),
+        "{}",
+        refusal.output
+    );
+    let nowhere = format!("${{file:{d}/nowhere.properties:pw}}");
+    let refusal = gregor_e2e::broker::refused_start(&[
+        "--config",
+        file.to_str().expect("a UTF-8 path"),
+        "--set",
+        &format!("sasl.kerberos.kinit.cmd={nowhere}"),
+    ]);
+    assert!(
+        refusal.output.contains(&format!(
+            "Could not read properties from file {d}/nowhere.properties"
+        )),
+        "{}",
+        refusal.output
+    );
+
+    // The tools' --command-config: the protocol comes from the file, and a variable left
+    // unresolved is no protocol.
+    let client = |protocol_key: &str| {
+        let config = dir.path().join(format!("client-{protocol_key}.properties"));
+        std::fs::write(
+            &config,
+            format!(
+                "config.providers=file\n\
+                 config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider\n\
+                 security.protocol=${{file:{d}/secrets.properties:{protocol_key}}}\n"
+            ),
+        )
+        .expect("write client properties");
+        gregor_e2e::broker::gregor_with_config(
+            &gregor.bootstrap(),
+            &config,
+            &["topics", "list"],
+            None,
+        )
+    };
+    let (ok, out, err) = client("protocol");
+    assert!(ok, "the CLI with a resolved security.protocol: {out}{err}");
+    let (ok, out, err) = client("missing");
+    assert!(
+        !ok && err.to_lowercase().contains("security.protocol ${file:"),
+        "an unresolved variable is no protocol: {out}{err}"
+    );
 }
