@@ -20,6 +20,10 @@
 //! - `kafka_share_groups_tool_*`: `kafka-share-groups.sh` --list, --describe (offsets,
 //!   --members, --state), --reset-offsets --to-earliest --execute and the redelivery it brings,
 //!   --delete; the tables' columns are Kafka's.
+//! - `console_share_consumer_and_perf_test_*`: Kafka's `kafka-console-share-consumer.sh`
+//!   reads records and releases them, then reads every record (the released ones again) and
+//!   rejects them, leaving nothing; `kafka-share-consumer-perf-test.sh` with two consumers
+//!   reads a whole topic.
 //! - `a_killed_and_restarted_broker_keeps_acknowledgements_*`: the broker killed -9 and
 //!   restarted while a consumer runs: no record is delivered again after its acceptance was
 //!   answered, none is lost.
@@ -914,6 +918,154 @@ fn kafka_share_groups_tool_on_kafka() {
 fn kafka_share_groups_tool_on_gregor() {
     let broker = gregor();
     kafka_share_groups_tool(&broker.bootstrap());
+}
+
+#[test]
+fn console_share_consumer_and_perf_test_on_kafka() {
+    let peer = kafka();
+    console_share_consumer_and_perf_test(&peer.bootstrap());
+}
+
+#[test]
+fn console_share_consumer_and_perf_test_on_gregor() {
+    let broker = gregor();
+    console_share_consumer_and_perf_test(&broker.bootstrap());
+}
+
+/// Kafka's console share consumer and share consumer perf test: 10 of a 2-partition topic's 40
+/// records read and released (`--release`), then all 40 read, each once, and rejected
+/// (`--reject`), then none left for a third run or in the group's lag; the perf test's two
+/// consumers read all 2,000 records of another topic.
+fn console_share_consumer_and_perf_test(bootstrap: &str) {
+    use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+    const COUNT: usize = 40;
+    const RUN: Duration = Duration::from_secs(120);
+    let topic = unique_topic("share-console");
+    let group = format!("{topic}-g");
+    set_group_config(bootstrap, &group, &["share.auto.offset.reset=earliest"]);
+    let want = positions(&produce(bootstrap, &topic, COUNT, 2, 1, 0));
+    let console = |extra: &[&str]| -> ToolRun {
+        let mut args = vec![
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--formatter-property",
+            "print.partition=true",
+            "--formatter-property",
+            "print.offset=true",
+        ];
+        args.extend_from_slice(extra);
+        Toolbox::installed().run("kafka-console-share-consumer.sh", &args, None, RUN)
+    };
+    // `Partition:P<TAB>Offset:O<TAB>value` lines.
+    let read = |run: &ToolRun| -> Vec<Pos> {
+        run.stdout
+            .lines()
+            .filter_map(|l| {
+                let mut fields = l.split('\t');
+                let p = fields.next()?.strip_prefix("Partition:")?.parse().ok()?;
+                let o = fields.next()?.strip_prefix("Offset:")?.parse().ok()?;
+                Some((p, o))
+            })
+            .collect()
+    };
+    let released = console(&["--release", "--max-messages", "10"]);
+    released
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}", released.transcript()));
+    let first = read(&released);
+    assert_eq!(first.len(), 10, "{}", released.transcript());
+    let rejected = console(&["--reject", "--max-messages", &COUNT.to_string()]);
+    rejected
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}", rejected.transcript()));
+    let all = read(&rejected);
+    assert_eq!(
+        all.len(),
+        COUNT,
+        "each record once:\n{}",
+        rejected.transcript()
+    );
+    assert_eq!(
+        all.iter().copied().collect::<BTreeSet<Pos>>(),
+        want,
+        "every record, the released ones again:\n{}",
+        rejected.transcript()
+    );
+    assert!(
+        first.iter().all(|p| all.contains(p)),
+        "the released records come back"
+    );
+    // Nothing left: a third run reads nothing before its timeout (the tool then exits with
+    // its TimeoutException), and the group's lag is 0 on both partitions.
+    let after = console(&["--timeout-ms", "5000"]);
+    assert!(
+        read(&after).is_empty() && after.stderr.contains("Processed a total of 0 messages"),
+        "{}",
+        after.transcript()
+    );
+    let offsets = share_groups_tool(bootstrap, &["--describe", "--group", &group]);
+    let mut lags: Vec<(String, String)> = table(
+        &offsets,
+        &["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"],
+    )
+    .into_iter()
+    .map(|r| (r[2].clone(), r[4].clone()))
+    .collect();
+    lags.sort();
+    assert_eq!(
+        lags,
+        vec![
+            ("0".to_string(), "0".to_string()),
+            ("1".to_string(), "0".to_string())
+        ],
+        "{}",
+        offsets.transcript()
+    );
+
+    // The perf test: two share consumers of one group read the whole topic.
+    let perf_topic = unique_topic("share-perf");
+    let perf_group = format!("{perf_topic}-g");
+    set_group_config(
+        bootstrap,
+        &perf_group,
+        &["share.auto.offset.reset=earliest"],
+    );
+    produce(bootstrap, &perf_topic, 2000, 2, 1, 0);
+    let perf = Toolbox::installed().run(
+        "kafka-share-consumer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            &perf_topic,
+            "--group",
+            &perf_group,
+            "--num-records",
+            "2000",
+            "--threads",
+            "2",
+            "--timeout",
+            "60000",
+        ],
+        None,
+        RUN,
+    );
+    let out = perf
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}", perf.transcript()));
+    // `start.time, end.time, data.consumed.in.MB, MB.sec, nMsg.sec, data.consumed.in.nMsg,
+    // fetch.time.ms`, then one line of figures.
+    let figures: Vec<&str> = out.lines().last().unwrap_or_default().split(", ").collect();
+    assert_eq!(
+        figures.get(5).copied(),
+        Some("2000"),
+        "records consumed:\n{}",
+        perf.transcript()
+    );
 }
 
 /// The tables a `kafka-share-groups.sh` run printed: each a header (split on whitespace) and
