@@ -68,11 +68,15 @@ use config_type::*;
 
 /// Every key gregor reads from its configuration, sorted by name (a test checks).
 pub const BROKER_KEYS: &[BrokerKey] = &[
+    key("add.partitions.to.txn.retry.backoff.max.ms", INT, "100"),
+    key("add.partitions.to.txn.retry.backoff.ms", INT, "20"),
+    derived_key("advertised.listeners", LIST),
     key("allow.everyone.if.no.acl.found", BOOLEAN, "false"),
     key("authorizer.class.name", STRING, ""),
     key("auto.create.topics.enable", BOOLEAN, "true"),
     key("auto.leader.rebalance.enable", BOOLEAN, "true"),
     key("broker.heartbeat.interval.ms", INT, "500"),
+    derived_key("broker.id", INT),
     derived_key("broker.rack", STRING),
     key("broker.session.timeout.ms", INT, "3000"),
     derived_key("cluster.id", STRING),
@@ -80,6 +84,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("compression.lz4.level", INT, "9"),
     key("compression.type", STRING, "producer"),
     key("compression.zstd.level", INT, "3"),
+    // Read by `config_providers` at start; static here, dynamic in Kafka 4.4.
+    key("config.providers", LIST, ""),
     key("connection.failed.authentication.delay.ms", INT, "100"),
     key("connections.max.idle.ms", LONG, "600000"),
     key("connections.max.reauth.ms", LONG, "0"),
@@ -150,6 +156,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("group.streams.num.standby.replicas", INT, "0"),
     key("group.streams.session.timeout.ms", INT, "45000"),
     derived_key("http.listener", STRING),
+    derived_key("inter.broker.listener.name", STRING),
     key("leader.imbalance.check.interval.seconds", LONG, "300"),
     key(
         "leader.replication.throttled.rate",
@@ -273,6 +280,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     derived_key("sasl.kerberos.service.name", STRING),
     key("sasl.kerberos.ticket.renew.jitter", DOUBLE, "0.05"),
     key("sasl.kerberos.ticket.renew.window.factor", DOUBLE, "0.8"),
+    derived_key("sasl.mechanism.controller.protocol", STRING),
+    derived_key("sasl.mechanism.inter.broker.protocol", STRING),
+    derived_key("security.inter.broker.protocol", STRING),
     key("share.coordinator.state.topic.min.isr", SHORT, "2"),
     key("share.coordinator.state.topic.num.partitions", INT, "50"),
     key(
@@ -327,6 +337,18 @@ pub fn canonical_name(key: &str) -> &str {
 /// null value (unset, as Kafka shows `cluster.id` on a broker without one configured).
 pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
     Some(match name {
+        "advertised.listeners" | "inter.broker.listener.name" => c.given.get(name)?.clone(),
+        // gregor reads `security.inter.broker.protocol` as the inter-broker listener's name
+        // (a listener named after its protocol); described as given, else Kafka's default.
+        "security.inter.broker.protocol" => c
+            .given
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| "PLAINTEXT".to_string()),
+        "sasl.mechanism.controller.protocol" => c.controller_sasl_mechanism.clone(),
+        // gregor's own default, PLAIN: it serves no GSSAPI, Kafka's default.
+        "sasl.mechanism.inter.broker.protocol" => c.inter_broker_sasl_mechanism.clone(),
+        "broker.id" => c.node_id.to_string(),
         "broker.rack" => c.cluster.rack.clone()?,
         "cluster.id" => c.cluster.cluster_id.clone()?,
         "controller.listener.names" => {
@@ -471,6 +493,8 @@ impl Layers<'_> {
 fn kafka_default_of_derived(name: &str) -> Option<&'static str> {
     match name {
         "log.flush.interval.messages" => Some("9223372036854775807"),
+        // Kafka's default; a KRaft node's id is `node.id`, which Kafka copies to it.
+        "broker.id" => Some("-1"),
         _ => None,
     }
 }
@@ -592,6 +616,8 @@ mod tests {
                 "log.flush.interval.ms" => "1000".into(),
                 "metadata.log.dir" => "/data/metadata".into(),
                 "sasl.kerberos.service.name" => "kafka".into(),
+                "advertised.listeners" => "PLAINTEXT://127.0.0.1:1".into(),
+                "inter.broker.listener.name" => "PLAINTEXT".into(),
                 other => panic!("{other} has no value on a default config"),
             });
             if value.is_empty() {

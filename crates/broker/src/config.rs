@@ -1333,10 +1333,13 @@ impl BrokerConfig {
     /// Records that `key` was given (a flag standing for it, such as `--data-dir` for
     /// `log.dirs`), for DescribeConfigs.
     pub fn note_given(&mut self, key: &str, value: &str) {
-        self.given.insert(
-            crate::broker_configs::canonical_name(key).to_string(),
-            value.to_string(),
-        );
+        let name = crate::broker_configs::canonical_name(key);
+        // Kafka copies `node.id` to `broker.id` and describes both as given.
+        if name == "node.id" {
+            self.given
+                .insert("broker.id".to_string(), value.to_string());
+        }
+        self.given.insert(name.to_string(), value.to_string());
     }
 
     /// This configuration with the image's dynamic broker configs over it: the cluster-wide
@@ -1426,6 +1429,8 @@ impl BrokerConfig {
         };
         match key {
             "node.id" | "broker.id" => self.node_id = parse_num(key, value)?,
+            // The providers' names: read by `config_providers` before any key is set.
+            crate::config_providers::CONFIG_PROVIDERS => {}
             "listeners" => {
                 self.listener_entries = split_entries(value);
                 let primary = self.primary_entry().unwrap_or(value).to_string();
@@ -3144,8 +3149,11 @@ impl BrokerConfig {
         // Kafka's precedence between synonyms, whatever their order: the most specific last.
         pairs.sort_by_key(|(k, _)| synonym_rank(k.as_ref()));
         for (k, v) in pairs {
-            // Read by `config_providers` before: no setting of the broker's.
-            if crate::config_providers::is_provider_key(k.as_ref()) {
+            // Read by `config_providers` before: no setting of the broker's (the names,
+            // `config.providers`, are described).
+            if crate::config_providers::is_provider_key(k.as_ref())
+                && k.as_ref() != crate::config_providers::CONFIG_PROVIDERS
+            {
                 continue;
             }
             if !self.set(k.as_ref(), v.as_ref())? {
@@ -3228,7 +3236,9 @@ impl BrokerConfig {
         ordered.sort_by_key(|k| synonym_rank(k));
         for k in ordered {
             if let Some(v) = pairs.remove(&k) {
-                if crate::config_providers::is_provider_key(&k) {
+                if crate::config_providers::is_provider_key(&k)
+                    && k != crate::config_providers::CONFIG_PROVIDERS
+                {
                     continue;
                 }
                 if !self.set(&k, &v)? {

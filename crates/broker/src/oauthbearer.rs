@@ -39,6 +39,20 @@ use tracing::{info, warn};
 /// The mechanism's name.
 pub const MECHANISM: &str = "OAUTHBEARER";
 
+/// The broker keys of OAUTHBEARER's token validation (KIP-768) that gregor reads; every
+/// broker's DescribeConfigs lists them, as Kafka's does.
+pub const VALIDATION_KEYS: &[&str] = &[
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
+];
+
 /// Kafka's login module for OAUTHBEARER, the one JAAS module the mechanism takes.
 pub const LOGIN_MODULE: &str =
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";

@@ -4885,3 +4885,86 @@ fn config_providers_resolve_as_in_kafka() {
         "an unresolved variable is no protocol: {out}{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Broker keys gregor reads, described
+
+/// The broker keys gregor reads that its DescribeConfigs left out (found comparing `kafka-configs
+/// --describe --all` of both): described as Kafka 4.4 describes them (value, source, type,
+/// read-only, synonyms), both brokers given the same `inter.broker.listener.name` and an
+/// advertised listener (its port masked: each broker has its own).
+#[test]
+fn keys_gregor_reads_are_described_as_kafka_does() {
+    const BROKER: i8 = 4;
+    let kafka = KafkaPeer::shared();
+    let gregor = Broker::start_with(&[
+        "node.id=1",
+        "inter.broker.listener.name=PLAINTEXT",
+        "advertised.listeners=PLAINTEXT://127.0.0.1:1",
+    ]);
+    let keys = [
+        "add.partitions.to.txn.retry.backoff.max.ms",
+        "add.partitions.to.txn.retry.backoff.ms",
+        "advertised.listeners",
+        "broker.id",
+        "inter.broker.listener.name",
+        "sasl.mechanism.controller.protocol",
+        "sasl.oauthbearer.clock.skew.seconds",
+        "sasl.oauthbearer.expected.audience",
+        "sasl.oauthbearer.expected.issuer",
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        "sasl.oauthbearer.jwks.endpoint.url",
+        "sasl.oauthbearer.scope.claim.name",
+        "sasl.oauthbearer.sub.claim.name",
+        "security.inter.broker.protocol",
+    ];
+    // `127.0.0.1:<digits>` as `127.0.0.1:PORT`.
+    let mask = |line: &str| -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(at) = rest.find("127.0.0.1:") {
+            let after = at + "127.0.0.1:".len();
+            out.push_str(&rest[..after]);
+            rest = rest[after..].trim_start_matches(|c: char| c.is_ascii_digit());
+            out.push_str("PORT");
+        }
+        out.push_str(rest);
+        out
+    };
+    let answers: Vec<(&str, Vec<String>)> = [("kafka", kafka.addr()), ("gregor", gregor.addr())]
+        .into_iter()
+        .map(|(name, addr)| {
+            let mut conn = RawConn::connect(addr);
+            let lines = described_configs(&mut conn, BROKER, "1", &keys)
+                .into_iter()
+                .map(|l| mask(&l))
+                .collect();
+            (name, lines)
+        })
+        .collect();
+    assert_answers_alike(&answers);
+    // Two keys gregor describes otherwise, on purpose: `config.providers` is read at the
+    // start only (Kafka 4.4 takes it as a dynamic config too: read_only false), and the
+    // inter-broker mechanism's default is PLAIN (Kafka's, GSSAPI, is not served).
+    let mut conn = RawConn::connect(gregor.addr());
+    let own = described_configs(
+        &mut conn,
+        BROKER,
+        "1",
+        &["config.providers", "sasl.mechanism.inter.broker.protocol"],
+    );
+    assert_eq!(
+        own,
+        vec![
+            "describe: error 0".to_string(),
+            "  config.providers=Some(\"\") source 5 type 7 read_only true synonyms \
+             [\"config.providers=(5)\"]"
+                .to_string(),
+            "  sasl.mechanism.inter.broker.protocol=Some(\"PLAIN\") source 5 type 2 read_only \
+             true synonyms [\"sasl.mechanism.inter.broker.protocol=PLAIN(5)\"]"
+                .to_string(),
+        ]
+    );
+}

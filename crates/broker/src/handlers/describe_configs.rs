@@ -720,6 +720,17 @@ fn security_key(key: &str) -> Option<(i8, Option<&'static str>)> {
         "ssl.principal.mapping.rules" => (TYPE_STRING, Some("DEFAULT")),
         // gregor serves no GSSAPI, Kafka's default: a SASL listener offers PLAIN unless told.
         "sasl.enabled.mechanisms" => (TYPE_LIST, Some("PLAIN")),
+        // OAUTHBEARER's token validation (KIP-768), Kafka's types and defaults.
+        "sasl.oauthbearer.clock.skew.seconds" => (TYPE_INT, Some("30")),
+        "sasl.oauthbearer.expected.audience" => (TYPE_LIST, Some("")),
+        "sasl.oauthbearer.expected.issuer" | "sasl.oauthbearer.jwks.endpoint.url" => {
+            (TYPE_STRING, None)
+        }
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms" => (TYPE_LONG, Some("3600000")),
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms" => (TYPE_LONG, Some("10000")),
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms" => (TYPE_LONG, Some("100")),
+        "sasl.oauthbearer.scope.claim.name" => (TYPE_STRING, Some("scope")),
+        "sasl.oauthbearer.sub.claim.name" => (TYPE_STRING, Some("sub")),
         _ => return None,
     })
 }
@@ -745,6 +756,15 @@ fn security_documentation(key: &str) -> Option<&'static str> {
         "ssl.principal.mapping.rules" => "Rules (RULE:pattern/replacement/[LU] or DEFAULT, the first that matches wins) mapping an SSL client certificate's subject to its principal name; no match fails authentication.",
         "sasl.enabled.mechanisms" => "The SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
         "sasl.jaas.config" => "The JAAS login configuration of a SASL listener (PLAIN's users as user_<name>=\"<password>\").",
+        "sasl.oauthbearer.clock.skew.seconds" => "Seconds of clock difference allowed with the token issuer when checking a token's times.",
+        "sasl.oauthbearer.expected.audience" => "Audiences a token must name one of (its aud claim); any when empty.",
+        "sasl.oauthbearer.expected.issuer" => "The issuer a token must name (its iss claim); any when not set.",
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms" => "Milliseconds between fetches of the issuer's signing keys (JWKS).",
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms" => "The longest pause between retries of a failed JWKS fetch.",
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms" => "The first pause before retrying a failed JWKS fetch.",
+        "sasl.oauthbearer.jwks.endpoint.url" => "Where the issuer's signing keys (JWKS) are read: an https:// URL or a file: path.",
+        "sasl.oauthbearer.scope.claim.name" => "The token claim that holds its scopes.",
+        "sasl.oauthbearer.sub.claim.name" => "The token claim that names its principal.",
         _ => return None,
     })
 }
@@ -834,6 +854,7 @@ fn security_entries(config: &BrokerConfig, dynamic: &[(String, String)]) -> Vec<
     let mut out: Vec<SecurityEntry> = crate::tls::SSL_KEYS
         .iter()
         .chain(["sasl.enabled.mechanisms", "sasl.jaas.config"].iter())
+        .chain(crate::oauthbearer::VALIDATION_KEYS.iter())
         .filter(|k| !BROKER_KEYS.iter().any(|b| b.name == **k))
         .map(|k| describe(k.to_string(), k.to_string(), config.security.get(*k)))
         .collect();
