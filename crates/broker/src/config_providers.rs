@@ -112,6 +112,22 @@ impl AllowedPaths {
         Ok(AllowedPaths(Some(paths)))
     }
 
+    /// The path a file or directory provider reads for `path`: none for an empty one, nor
+    /// (with a warning, as Kafka logs it) for one outside the allowed paths.
+    fn readable(&self, path: &str) -> Option<PathBuf> {
+        if path.is_empty() {
+            return None;
+        }
+        let found = self.check(path);
+        if found.is_none() {
+            warn!(
+                path,
+                "config provider: the path is not allowed to be accessed"
+            );
+        }
+        found
+    }
+
     /// The path to read, or `None` when it is outside every allowed path.
     fn check(&self, path: &str) -> Option<PathBuf> {
         match &self.0 {
@@ -164,14 +180,7 @@ impl Provider {
         let mut data = HashMap::new();
         match self {
             Provider::File(allowed) => {
-                if path.is_empty() {
-                    return Ok(data);
-                }
-                let Some(file) = allowed.check(path) else {
-                    warn!(
-                        path,
-                        "config provider: the path is not allowed to be accessed"
-                    );
+                let Some(file) = allowed.readable(path) else {
                     return Ok(data);
                 };
                 let text = std::fs::read(&file).map_err(|e| {
@@ -194,14 +203,7 @@ impl Provider {
                 }
             }
             Provider::Directory(allowed) => {
-                if path.is_empty() {
-                    return Ok(data);
-                }
-                let Some(dir) = allowed.check(path) else {
-                    warn!(
-                        path,
-                        "config provider: the path is not allowed to be accessed"
-                    );
+                let Some(dir) = allowed.readable(path) else {
                     return Ok(data);
                 };
                 if !dir.is_dir() {
