@@ -3149,11 +3149,8 @@ impl BrokerConfig {
         // Kafka's precedence between synonyms, whatever their order: the most specific last.
         pairs.sort_by_key(|(k, _)| synonym_rank(k.as_ref()));
         for (k, v) in pairs {
-            // Read by `config_providers` before: no setting of the broker's (the names,
-            // `config.providers`, are described).
-            if crate::config_providers::is_provider_key(k.as_ref())
-                && k.as_ref() != crate::config_providers::CONFIG_PROVIDERS
-            {
+            // Read by `config_providers` before: no setting of the broker's.
+            if crate::config_providers::is_provider_setting(k.as_ref()) {
                 continue;
             }
             if !self.set(k.as_ref(), v.as_ref())? {
@@ -3236,9 +3233,7 @@ impl BrokerConfig {
         ordered.sort_by_key(|k| synonym_rank(k));
         for k in ordered {
             if let Some(v) = pairs.remove(&k) {
-                if crate::config_providers::is_provider_key(&k)
-                    && k != crate::config_providers::CONFIG_PROVIDERS
-                {
+                if crate::config_providers::is_provider_setting(&k) {
                     continue;
                 }
                 if !self.set(&k, &v)? {

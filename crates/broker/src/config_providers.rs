@@ -34,10 +34,11 @@ const FILE_PROVIDER: &str = "org.apache.kafka.common.config.provider.FileConfigP
 const DIRECTORY_PROVIDER: &str = "org.apache.kafka.common.config.provider.DirectoryConfigProvider";
 const ENV_PROVIDER: &str = "org.apache.kafka.common.config.provider.EnvVarConfigProvider";
 
-/// Whether `key` configures the providers themselves (`config.providers` and every key under
-/// `config.providers.`): read here, no setting of the broker's.
-pub fn is_provider_key(key: &str) -> bool {
-    key == CONFIG_PROVIDERS || key.starts_with("config.providers.")
+/// Whether `key` is one provider's own setting (`config.providers.NAME.class`,
+/// `.param.*`): read here, no setting of the broker's (the names, `config.providers`, are a
+/// broker key, described as Kafka describes it).
+pub fn is_provider_setting(key: &str) -> bool {
+    key.starts_with("config.providers.")
 }
 
 /// One `${provider:path:key}` in a value: where it is and what it names.
