@@ -92,6 +92,7 @@ pub fn share_loop_command(args: &[&str]) -> Command {
     let toolbox = Toolbox::installed();
     let mut cmd = Command::new(std::env::var_os("JAVA").unwrap_or_else(|| "java".into()));
     cmd.args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256M"])
+        .args(toolbox.cds_args("tools"))
         .arg(format!(
             "-Dlog4j2.configurationFile={}",
             toolbox
@@ -100,10 +101,11 @@ pub fn share_loop_command(args: &[&str]) -> Command {
                 .display()
         ))
         .arg("-cp")
+        // The jars first: the class path the tools' archive was made with.
         .arg(format!(
-            "{}:{}/*",
-            share_loop_classes().display(),
-            toolbox.dir().join("jars").display()
+            "{}/*:{}",
+            toolbox.dir().join("jars").display(),
+            share_loop_classes().display()
         ))
         .arg("ShareLoop")
         .args(args)
