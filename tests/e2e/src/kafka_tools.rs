@@ -161,26 +161,82 @@ impl Toolbox {
         )
     }
 
-    /// The arguments of `java` that run `tests/interop/java/<file>` with Java's single-file
-    /// source launcher against the toolbox's jars (kafka-clients), with `args`.
+    /// The directory holding `tests/interop/java/<file>` compiled against `jars/`, on first
+    /// use (javac, in the system temp dir named by a hash of the source and the Kafka version,
+    /// so later runs and concurrent test processes share it), and its main class (the file's
+    /// name: each file there holds one public class of its name).
+    pub fn compiled(&self, file: &str) -> (PathBuf, String) {
+        use std::hash::{Hash, Hasher};
+        static COMPILED: std::sync::Mutex<BTreeMap<String, PathBuf>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let class = file.trim_end_matches(".java").to_string();
+        let mut done = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = done.get(file) {
+            return (dir.clone(), class);
+        }
+        let source = crate::repo_root().join("tests/interop/java").join(file);
+        let text =
+            std::fs::read(&source).unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut hasher);
+        file.hash(&mut hasher);
+        self.kafka_version().hash(&mut hasher);
+        let dir = std::env::temp_dir().join(format!(
+            "gregor-java-{}-{:016x}",
+            class.to_lowercase(),
+            hasher.finish()
+        ));
+        if !dir.join(format!("{class}.class")).is_file() {
+            let work = tempfile::Builder::new()
+                .prefix("gregor-javac-")
+                .tempdir()
+                .expect("a temp dir for javac");
+            let out = Command::new("javac")
+                .args(["-nowarn", "-encoding", "UTF-8", "-cp"])
+                .arg(format!("{}/*", self.dir.join("jars").display()))
+                .arg("-d")
+                .arg(work.path())
+                .arg(&source)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run javac");
+            assert!(
+                out.status.success(),
+                "javac {file} failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Another process may have won the race: either copy is the same.
+            let built = work.keep();
+            if std::fs::rename(&built, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&built);
+            }
+        }
+        done.insert(file.to_string(), dir.clone());
+        (dir, class)
+    }
+
+    /// The arguments of `java` that run `tests/interop/java/<file>` ([`compiled`]
+    /// (Self::compiled) once) against the toolbox's jars (kafka-clients), with `args`: the
+    /// tools' JVM flags and class-data sharing archive, the jars first on the class path.
     pub fn java_source_args(&self, file: &str, args: &[&str]) -> Vec<String> {
-        let classpath = format!("{}/*", self.dir().join("jars").display());
+        let (classes, main) = self.compiled(file);
+        let classpath = format!(
+            "{}/*:{}",
+            self.dir().join("jars").display(),
+            classes.display()
+        );
         let log = format!(
             "-Dlog4j2.configurationFile={}",
             self.dir().join("config/tools-log4j2.properties").display()
         );
-        let source = crate::repo_root()
-            .join("tests/interop/java")
-            .join(file)
-            .display()
-            .to_string();
         let mut all: Vec<String> = vec![
             "-XX:+UseSerialGC".into(),
             "-XX:TieredStopAtLevel=1".into(),
             "-Xmx256M".into(),
         ];
         all.extend(self.cds_args("tools"));
-        all.extend([log, "-cp".into(), classpath, source]);
+        all.extend([log, "-cp".into(), classpath, main]);
         all.extend(args.iter().map(|a| a.to_string()));
         all
     }

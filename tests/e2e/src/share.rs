@@ -13,10 +13,8 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,51 +38,10 @@ pub const SHARE_BROKER_SETTINGS: &[&str] = &[
     "group.share.session.timeout.ms=6000",
 ];
 
-/// The directory holding `ShareLoop.class`, compiled from the current source on first use (in
-/// the system temp dir, named by a hash of the source, so concurrent test processes share it).
+/// The directory holding `ShareLoop.class`, compiled from the current source on first use
+/// ([`Toolbox::compiled`]).
 pub fn share_loop_classes() -> PathBuf {
-    static CLASSES: OnceLock<PathBuf> = OnceLock::new();
-    CLASSES
-        .get_or_init(|| {
-            let toolbox = Toolbox::installed();
-            let source = crate::repo_root().join("tests/interop/java/ShareLoop.java");
-            let text =
-                std::fs::read(&source).unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            text.hash(&mut hasher);
-            toolbox.kafka_version().hash(&mut hasher);
-            let dir =
-                std::env::temp_dir().join(format!("gregor-share-loop-{:016x}", hasher.finish()));
-            if dir.join("ShareLoop.class").is_file() {
-                return dir;
-            }
-            let work = tempfile::Builder::new()
-                .prefix("gregor-share-loop-build-")
-                .tempdir()
-                .expect("a temp dir for javac");
-            let out = Command::new("javac")
-                .args(["-nowarn", "-encoding", "UTF-8", "-cp"])
-                .arg(format!("{}/*", toolbox.dir().join("jars").display()))
-                .arg("-d")
-                .arg(work.path())
-                .arg(&source)
-                .stdin(Stdio::null())
-                .output()
-                .expect("run javac");
-            assert!(
-                out.status.success(),
-                "javac ShareLoop.java failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            // Another process may have won the race: either copy is the same.
-            let built = work.keep();
-            if std::fs::rename(&built, &dir).is_err() {
-                let _ = std::fs::remove_dir_all(&built);
-            }
-            dir
-        })
-        .clone()
+    Toolbox::installed().compiled("ShareLoop.java").0
 }
 
 /// `java ... ShareLoop args...` against the toolbox's jars.

@@ -468,8 +468,8 @@ fn finalized_transaction_version(addr: std::net::SocketAddr) -> Option<i16> {
         .map(|f| f.max_version_level)
 }
 
-/// Runs `tests/interop/java/TransactionsV2.java` (Java's single-file launcher, against the
-/// toolbox's kafka-clients): its JSON answer.
+/// Runs `tests/interop/java/TransactionsV2.java` (compiled once against the toolbox's
+/// kafka-clients: `Toolbox::run_java_source`): its JSON answer.
 fn java_transactions(bootstrap: &str, topic: &str, id: &str, rounds: u32, group: &str) -> Value {
     let rounds = rounds.to_string();
     let line = Toolbox::installed().run_java_source(

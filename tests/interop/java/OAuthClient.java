@@ -129,7 +129,7 @@ public final class OAuthClient {
         p.put(SaslConfigs.SASL_JAAS_CONFIG,
                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required"
                         + " tokenFile=" + quote(tokenFile) + ";");
-        // The class itself: the source launcher's in-memory classes are not found by name.
+        // The class itself, not its name (which Java's source launcher could not load).
         p.put(SaslConfigs.SASL_LOGIN_CALLBACK_HANDLER_CLASS, TokenFileHandler.class);
         return p;
     }
