@@ -655,11 +655,15 @@ fn a_killed_and_restarted_broker_keeps_acknowledgements(
     check_at_least_once(&produced, &events, &lost, "broker killed and restarted");
 }
 
-/// The records of `want` not accepted in `events` whose last event is a failed acceptance:
-/// the acknowledgement in flight when the broker died, which it may have applied (its state
-/// written) without the answer reaching the consumer. Such a record is never delivered again.
-fn failed_last(events: &[Value], want: &BTreeSet<Pos>) -> BTreeSet<Pos> {
-    let got = accepted(events);
+/// The records of `want` not in `got` (accepted in `events`) whose last event is a failed
+/// acceptance: the acknowledgement in flight when the broker died, which it may have applied
+/// (its state written) without the answer reaching the consumer. Such a record is never
+/// delivered again.
+fn failed_last(
+    events: &[Value],
+    want: &BTreeSet<Pos>,
+    got: &BTreeMap<Pos, usize>,
+) -> BTreeSet<Pos> {
     let mut last: BTreeMap<Pos, bool> = BTreeMap::new();
     for v in events {
         let pos = (
@@ -708,8 +712,9 @@ fn wait_all_done(
     let asked = Cell::new(Instant::now());
     c.wait_explained(what, timeout, |events| {
         let missing = not_accepted(events, want)?;
-        let failed = failed_last(events, want);
-        let open = want.len() - accepted(events).len().min(want.len());
+        let got = accepted(events);
+        let failed = failed_last(events, want, &got);
+        let open = want.iter().filter(|p| !got.contains_key(p)).count();
         // Ask the broker (a JVM tool run: seconds) only once nothing else is missing, and not
         // more often than every 5 s.
         if failed.len() == open && asked.get().elapsed() >= Duration::from_secs(5) {

@@ -34,39 +34,38 @@ public class ToolsTraining {
         PrintStream dropped = new PrintStream(OutputStream.nullOutputStream());
         System.setOut(dropped);
         System.setErr(dropped);
-        int failed = 0;
-        failed += run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--create",
+        run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--create",
                 "--topic", topic, "--partitions", "2");
-        failed += run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--describe",
+        run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--describe",
                 "--topic", topic);
-        failed += run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--list");
+        run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--list");
         System.setIn(new ByteArrayInputStream("k1:a\nk2:b\n".getBytes(StandardCharsets.UTF_8)));
-        failed += run("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", bs, "--topic",
+        run("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", bs, "--topic",
                 topic, "--property", "parse.key=true", "--property", "key.separator=:");
-        failed += run("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bs,
+        run("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bs,
                 "--topic", topic, "--group", group, "--from-beginning", "--max-messages", "2",
                 "--timeout-ms", "20000", "--property", "print.key=true");
-        failed += run("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        run("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
                 "--bootstrap-server", bs, "--describe", "--group", group);
-        failed += run("org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+        run("org.apache.kafka.tools.consumer.group.ShareGroupCommand",
                 "--bootstrap-server", bs, "--list");
-        failed += run("org.apache.kafka.tools.ConfigCommand", "--bootstrap-server", bs, "--describe",
+        run("org.apache.kafka.tools.ConfigCommand", "--bootstrap-server", bs, "--describe",
                 "--entity-type", "topics", "--entity-name", topic);
-        failed += run("org.apache.kafka.tools.ConfigCommand", "--bootstrap-server", bs, "--alter",
+        run("org.apache.kafka.tools.ConfigCommand", "--bootstrap-server", bs, "--alter",
                 "--entity-type", "topics", "--entity-name", topic, "--add-config", "retention.ms=60000");
-        failed += run("org.apache.kafka.tools.GetOffsetShell", "--bootstrap-server", bs, "--topic", topic);
-        failed += run("org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", bs, "list");
-        failed += run("org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server", bs,
+        run("org.apache.kafka.tools.GetOffsetShell", "--bootstrap-server", bs, "--topic", topic);
+        run("org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", bs, "list");
+        run("org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server", bs,
                 "describe", "--status");
-        failed += run("org.apache.kafka.tools.FeatureCommand", "--bootstrap-server", bs, "describe");
-        failed += run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--delete",
+        run("org.apache.kafka.tools.FeatureCommand", "--bootstrap-server", bs, "describe");
+        run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bs, "--delete",
                 "--topic", topic);
         System.setOut(out);
         System.setErr(err);
         for (String f : FAILED) {
             System.err.println("ToolsTraining: " + f);
         }
-        System.out.println("ToolsTraining: " + (runs - failed) + " of " + runs + " tool runs succeeded");
+        System.out.println("ToolsTraining: " + (runs - FAILED.size()) + " of " + runs + " tool runs succeeded");
         Exit.resetExitProcedure();
         // Ends the JVM (and with it the tools' leftover threads): the archive is written now.
         System.exit(0);
@@ -78,23 +77,21 @@ public class ToolsTraining {
     /** The tools that failed, with how. */
     static final java.util.List<String> FAILED = new java.util.ArrayList<>();
 
-    /** Runs CLASS's main with ARGS; 0 when it ended well, 1 (kept in FAILED) otherwise. */
-    static int run(String cls, String... args) {
+    /** Runs CLASS's main with ARGS; a failure is kept in FAILED. */
+    static void run(String cls, String... args) {
         runs++;
         exitCode = 0;
         try {
             Class.forName(cls).getMethod("main", String[].class).invoke(null, (Object) args);
         } catch (InvocationTargetException e) {
             FAILED.add(cls + ": " + e.getCause());
-            return 1;
+            return;
         } catch (ReflectiveOperationException e) {
             FAILED.add(cls + ": " + e);
-            return 1;
+            return;
         }
         if (exitCode != 0) {
             FAILED.add(cls + " " + String.join(" ", args) + ": exit " + exitCode);
-            return 1;
         }
-        return 0;
     }
 }
